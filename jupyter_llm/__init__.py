@@ -1,0 +1,1 @@
+"""jupyter_llm: local LLM inference in Jupyter that never blocks."""

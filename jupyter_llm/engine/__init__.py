@@ -1,0 +1,32 @@
+"""Model execution. Only this package imports torch or transformers, and only inside
+``EngineSpec.build`` (which runs in a worker process), never at import time."""
+
+from __future__ import annotations
+
+from ..config import ModelConfig
+from ..errors import ModelNotReady
+from .base import Engine, EngineSpec, TokenCounter
+from .fake import FakeSpec
+
+__all__ = ["Engine", "EngineSpec", "FakeSpec", "TokenCounter", "spec_for"]
+
+# The fake engine's nominal KV bytes per token, so that kvcache_mem_cpu means something.
+_FAKE_KV_BYTES_PER_TOKEN = 64 * 1024
+
+
+def spec_for(model: ModelConfig) -> EngineSpec:
+    """The engine spec for a configured model; raises ModelNotReady when its backend can't run."""
+    params = model.params
+    if model.backend == "fake":
+        tokens = params.kvcache_mem_cpu * 1024 * 1024 // _FAKE_KV_BYTES_PER_TOKEN
+        return FakeSpec(
+            model=model.name,
+            units=max(1, tokens // params.block_size),
+            block_size=params.block_size,
+            max_num_seqs=params.max_num_seqs,
+            max_model_len=params.max_model_len or 32768,
+            step_delay=0.01,
+        )
+    raise ModelNotReady(
+        model.name, f"the {model.backend!r} backend is not available in this version of jupyter_llm"
+    )

@@ -1,0 +1,67 @@
+"""The engine seam: what the pool asks of a model, whatever runs it.
+
+An ``EngineSpec`` is a small picklable description that crosses into a worker process and
+builds an ``Engine`` there (loading the model is the worker's job, never the server's). The
+pool drives an engine with three verbs between steps, nano-vllm style:
+
+* ``add(request)``   a sequence joins the batch (it starts decoding on the next step)
+* ``abort(job_id)``  a sequence leaves at once and its cache blocks are free
+* ``step()``         one decode step for every sequence in the batch; returns what it made
+
+The worker loop (``pool/worker.py``) interleaves commands and steps, so a new or cancelled
+job waits for at most one step. The spec also gives the server a ``TokenCounter`` built from
+what the loaded engine reported, so admission can price a job without importing torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..types import EngineInfo, EngineRequest, GenerationRequest, StepOutput
+
+__all__ = ["Engine", "EngineSpec", "TokenCounter"]
+
+#: Counts a request's prompt tokens (chat template included). Runs in a server helper
+#: thread: it must not import torch.
+TokenCounter = Callable[[GenerationRequest], int]
+
+
+class Engine(Protocol):
+    """A loaded model replica in one worker. Called from one thread only."""
+
+    def info(self) -> EngineInfo: ...
+
+    def add(self, request: EngineRequest) -> None: ...
+
+    def abort(self, job_id: str) -> None:
+        """Drop the job now; unknown or finished ids are ignored."""
+        ...
+
+    def has_work(self) -> bool: ...
+
+    def step(self) -> list[StepOutput]:
+        """Advance every active sequence by one step.
+
+        A job's last output has ``finish_reason`` set. A failure that concerns some jobs only
+        (a CUDA out-of-memory in one step, say) is reported as outputs with ``finish_reason
+        'error'``; an exception fails every job in the batch and the worker goes on.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class EngineSpec(Protocol):
+    """How to build one model's engine; must pickle (it crosses into spawned workers)."""
+
+    @property
+    def model(self) -> str: ...
+
+    def build(self, worker_index: int) -> Engine:
+        """Load the model in the worker process; raise with a readable message on failure."""
+        ...
+
+    def counter(self, info: EngineInfo) -> TokenCounter:
+        """Build the server-side prompt counter from what a ready worker reported."""
+        ...

@@ -1,0 +1,419 @@
+"""One model's share of the pool: its workers, its ledger of units and its waiting line.
+
+Everything here runs on the pool's event loop, which owns all state: worker threads only
+post callbacks (``call_soon_threadsafe``), and blocking chores (spawning or joining a
+worker, counting a prompt) go to the helper executor. So there are no locks, and no step of
+the loop waits on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from ..config import ModelConfig
+from ..engine.base import EngineSpec, TokenCounter
+from ..errors import InvalidRequest, JobTooLarge, LLMError, ModelNotReady
+from ..types import EngineInfo, EngineRequest, JobStatus, StepOutput
+from .admission import UnitLedger, job_cost
+from .job import Job
+from .queue import JobQueue
+from .stats import ModelInfo, ModelStats, WorkerInfo
+from .worker import Message, WorkerHandle, WorkerKind
+
+__all__ = ["ModelLot"]
+
+log = logging.getLogger("jupyter_llm.pool")
+
+_RESTART_WINDOW = 60.0  # seconds in which crashes count towards the restart backoff
+_MAX_BACKOFF = 30.0
+
+
+class ModelLot:
+    def __init__(
+        self,
+        config: ModelConfig,
+        spec: EngineSpec | LLMError,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        executor: Executor,
+        persist: Callable[[Job], None],
+        worker_kind: WorkerKind,
+        skip_limit: int,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self._spec = spec
+        self._loop = loop
+        self._executor = executor
+        self._persist = persist
+        self._kind = worker_kind
+        self._limits = config.parking_lot.limits
+        self._n_workers = config.parking_lot.pool.worker_threads
+        self._stack_size = config.parking_lot.pool.thread_stack_size
+        self.state = "loading"
+        self.error: str | None = None
+        self.info: EngineInfo | None = None
+        self.counter: TokenCounter | None = None
+        self.ledger = UnitLedger()
+        self.queue: JobQueue[Job] = JobQueue(skip_limit)
+        self.pending: dict[str, Job] = {}  # accepted, waiting for the model to load to be priced
+        self.running: dict[str, Job] = {}  # holding units on a worker (until the worker says so)
+        self.closing = False
+        self._pricing = 0
+        self._pricing_task: asyncio.Task[None] | None = None
+        self._workers: dict[int, WorkerHandle] = {}
+        self._worker_state: dict[int, str] = {}
+        self._crashes: list[float] = []
+        self._restarts: dict[int, asyncio.TimerHandle] = {}
+        self._counts = dict.fromkeys(("completed", "failed", "cancelled", "expired", "rejected"), 0)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if isinstance(self._spec, LLMError):
+            self._fail_model(str(self._spec))
+            return
+        for index in range(self._n_workers):
+            self._spawn(index)
+
+    async def stop(self, drain_secs: float, keep_unfinished: bool) -> None:
+        """Stop taking work, let running jobs finish for ``drain_secs``, then stop workers.
+
+        With ``keep_unfinished`` (queue persistence) the jobs that did not finish keep their
+        mailbox record as it is, to run again after a restart; otherwise they are cancelled.
+        """
+        self.closing = True
+        for timer in self._restarts.values():
+            timer.cancel()
+        for job in [*self.pending.values(), *self.queue]:
+            self._drop_waiting(job)
+            self._end_unfinished(job, keep_unfinished, "before this job ran")
+        deadline = self._loop.time() + drain_secs
+        while self._live_running() and self._loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for job in self._live_running():
+            self._end_unfinished(job, keep_unfinished, "while this job ran")
+        handles = list(self._workers.values())
+        self._workers.clear()
+        await asyncio.gather(*(self._loop.run_in_executor(self._executor, h.stop) for h in handles))
+
+    def _end_unfinished(self, job: Job, keep: bool, when: str) -> None:
+        if keep:  # tell consumers, but leave the mailbox record for the restart
+            job.finish(
+                JobStatus.CANCELLED,
+                "cancelled",
+                f"the server stopped {when}; it is kept and runs after a restart",
+            )
+        else:
+            self._finish(job, JobStatus.CANCELLED, "cancelled", f"the server stopped {when}")
+
+    # -- admission -------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        return len(self.queue) + len(self.pending) + self._pricing
+
+    def job_limit(self) -> int:
+        """The most units one job may cost: one worker's share of max_units, or its cache."""
+        assert self.info is not None
+        units = self.info.units
+        if self._limits.max_units is not None:
+            units = min(units, max(1, self._limits.max_units // self._n_workers))
+        return units
+
+    async def admit(self, job: Job, accepted: Callable[[Job], None]) -> None:
+        """Price and queue a new job, calling ``accepted`` once it is in.
+
+        A job that could never fit raises here, before it is accepted. While the model loads,
+        the job is accepted at once and priced when the model is ready.
+        """
+        if self.counter is not None:
+            self._pricing += 1  # holds its place in the depth count while it is priced
+            try:
+                await self._price(job)
+            finally:
+                self._pricing -= 1
+            if self.closing:
+                raise ModelNotReady(self.name, "the server is stopping")
+        accepted(job)
+        self._arm_expiry(job)
+        if job.cost:
+            self.queue.push(job)
+            self.schedule()
+        else:
+            self.pending[job.id] = job
+
+    async def _price(self, job: Job) -> None:
+        assert self.counter is not None and self.info is not None
+        prompt_tokens = await self._loop.run_in_executor(self._executor, self.counter, job.request)
+        max_tokens = job.request.params.max_tokens or self.config.params.max_tokens
+        context = self.config.params.max_model_len or self.info.max_model_len
+        if prompt_tokens + max_tokens > context:
+            raise InvalidRequest(
+                f"the prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the "
+                f"context of model {self.name!r} ({context} tokens)",
+                param="max_tokens",
+            )
+        cost = job_cost(prompt_tokens, max_tokens, self.info.block_size)
+        if cost > self.job_limit():
+            raise JobTooLarge(cost, self.job_limit(), self.name)
+        job.prompt_tokens = prompt_tokens
+        job.cost = cost
+
+    def reject(self) -> None:
+        self._counts["rejected"] += 1
+
+    async def _price_pending(self) -> None:
+        for job in list(self.pending.values()):
+            try:
+                await self._price(job)
+            except LLMError as exc:
+                if self.pending.pop(job.id, None) is not None:
+                    self._finish(job, JobStatus.FAILED, "error", str(exc))
+                continue
+            if self.pending.pop(job.id, None) is not None:
+                self.queue.push(job)
+        self.schedule()
+
+    def _arm_expiry(self, job: Job) -> None:
+        job.expiry = self._loop.call_later(self._limits.timeout_secs, self._expire, job)
+
+    def _expire(self, job: Job) -> None:
+        job.expiry = None
+        if self._drop_waiting(job):
+            self._finish(
+                job,
+                JobStatus.EXPIRED,
+                None,
+                f"waited {self._limits.timeout_secs:g} s in the queue of model "
+                f"{self.name!r} without starting (limits.timeout_secs)",
+            )
+
+    def _drop_waiting(self, job: Job) -> bool:
+        return self.pending.pop(job.id, None) is not None or self.queue.remove(job.id) is not None
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        if not self.closing:
+            self.queue.drain(self._try_start)
+
+    def _try_start(self, job: Job) -> bool:
+        worker = self.ledger.can_reserve(job.cost)
+        if worker is None:
+            return False
+        self.ledger.reserve(worker, job.cost)
+        if job.expiry is not None:
+            job.expiry.cancel()
+            job.expiry = None
+        request = job.request
+        if request.params.max_tokens is None or request.params.temperature is None:
+            request = request.with_params(
+                max_tokens=request.params.max_tokens or self.config.params.max_tokens,
+                temperature=(
+                    self.config.params.temperature
+                    if request.params.temperature is None
+                    else request.params.temperature
+                ),
+            )
+        self.running[job.id] = job
+        job.start(worker)
+        self._workers[worker].send(("add", EngineRequest(job.id, request, job.prompt_tokens)))
+        self._persist(job)
+        return True
+
+    def cancel(self, job: Job) -> None:
+        if self._drop_waiting(job):
+            self._finish(job, JobStatus.CANCELLED, "cancelled")
+        elif job.status is JobStatus.RUNNING and job.worker is not None:
+            self._finish(job, JobStatus.CANCELLED, "cancelled")
+            self._workers[job.worker].send(("abort", job.id))  # units come back on its answer
+
+    def _finish(
+        self, job: Job, status: JobStatus, reason: str | None, error: str | None = None
+    ) -> None:
+        if job.status.terminal:
+            return
+        job.finish(status, reason, error)
+        self._counts[status.value] += 1
+        self._persist(job)
+
+    # -- worker events ---------------------------------------------------------------------
+
+    def _spawn(self, index: int) -> None:
+        assert not isinstance(self._spec, LLMError)
+        handle = WorkerHandle(
+            self._spec,
+            index,
+            self._kind,
+            self._loop,
+            self._on_messages,
+            self._on_exit,
+            self._stack_size,
+        )
+        self._workers[index] = handle
+        self._worker_state[index] = "starting"
+        future = self._loop.run_in_executor(self._executor, handle.start)
+        future.add_done_callback(lambda f: self._on_start(handle, f))
+
+    def _on_start(self, handle: WorkerHandle, future: asyncio.Future[None]) -> None:
+        error = future.exception()
+        if error is not None and self._current(handle):
+            self._on_load_error(handle, f"the worker could not start: {error}")
+
+    def _current(self, handle: WorkerHandle) -> bool:
+        return self._workers.get(handle.index) is handle
+
+    def _on_messages(self, handle: WorkerHandle, batch: list[Message]) -> None:
+        if not self._current(handle):
+            return
+        changed = False
+        for message in batch:
+            if message[0] == "out":
+                changed = self._on_outputs(message[1]) or changed
+            elif message[0] == "ready":
+                self._on_ready(handle, message[1])
+                changed = True
+            elif message[0] == "load_error":
+                self._on_load_error(handle, message[1])
+        if changed:
+            self.schedule()
+
+    def _on_outputs(self, outputs: list[StepOutput]) -> bool:
+        freed = False
+        for out in outputs:
+            job = self.running.get(out.job_id)
+            if job is None:
+                continue
+            if job.status is JobStatus.RUNNING and (out.text or out.token_ids):
+                job.add_tokens(out.text, out.token_ids, out.logprobs)
+            if out.finish_reason is None:
+                continue
+            self._release(job)
+            freed = True
+            if out.finish_reason == "error":
+                self._finish(job, JobStatus.FAILED, "error", out.error or "the engine failed")
+            elif out.finish_reason == "cancelled":
+                self._finish(job, JobStatus.CANCELLED, "cancelled")
+            else:
+                self._finish(job, JobStatus.COMPLETED, out.finish_reason)
+        return freed
+
+    def _release(self, job: Job) -> None:
+        del self.running[job.id]
+        if job.worker is not None:
+            self.ledger.release(job.worker, job.cost)
+            job.worker = None
+
+    def _on_ready(self, handle: WorkerHandle, info: EngineInfo) -> None:
+        units = info.units
+        if self._limits.max_units is not None:
+            units = min(units, max(1, self._limits.max_units // self._n_workers))
+        self.ledger.open(handle.index, units, info.max_num_seqs)
+        self._worker_state[handle.index] = "ready"
+        if self.info is None:
+            self.info = info
+            self._loop.run_in_executor(self._executor, self._spec_counter, info).add_done_callback(
+                self._on_counter
+            )
+
+    def _spec_counter(self, info: EngineInfo) -> TokenCounter:
+        assert not isinstance(self._spec, LLMError)
+        return self._spec.counter(info)
+
+    def _on_counter(self, future: asyncio.Future[TokenCounter]) -> None:
+        if future.exception() is not None:
+            self._fail_model(f"the token counter failed to load: {future.exception()}")
+            return
+        self.counter = future.result()
+        self.state = "ready"
+        self.error = None
+        self._pricing_task = self._loop.create_task(self._price_pending())
+
+    def _on_load_error(self, handle: WorkerHandle, reason: str) -> None:
+        log.error("model %s: worker %d failed to load: %s", self.name, handle.index, reason)
+        self._worker_state[handle.index] = "failed"
+        self.error = reason
+        if all(state == "failed" for state in self._worker_state.values()):
+            self._fail_model(reason)
+
+    def _on_exit(self, handle: WorkerHandle) -> None:
+        if not self._current(handle) or handle.stopping:
+            return
+        index = handle.index
+        self.ledger.close(index)
+        lost = [job for job in self.running.values() if job.worker == index]
+        for job in lost:
+            self._release(job)
+            self._finish(
+                job,
+                JobStatus.FAILED,
+                "error",
+                f"the worker process running this job died (exit code {handle.exitcode}); "
+                "it has been restarted, submit the job again",
+            )
+        if self._worker_state.get(index) == "failed" or self.closing:
+            return
+        now = time.monotonic()
+        self._crashes = [t for t in self._crashes if now - t < _RESTART_WINDOW] + [now]
+        delay = min(_MAX_BACKOFF, 0.25 * 2 ** (len(self._crashes) - 1))
+        log.error(
+            "model %s: worker %d (pid %s) died with exit code %s; restarting in %.2f s",
+            self.name,
+            index,
+            handle.pid,
+            handle.exitcode,
+            delay,
+        )
+        self._worker_state[index] = "restarting"
+        self._restarts[index] = self._loop.call_later(delay, self._restart, index)
+        self.schedule()
+
+    def _restart(self, index: int) -> None:
+        del self._restarts[index]
+        if not self.closing:
+            self._spawn(index)
+
+    def _fail_model(self, reason: str) -> None:
+        self.state = "error"
+        self.error = reason
+        for job in [*self.pending.values(), *self.queue]:
+            self._drop_waiting(job)
+            self._finish(
+                job, JobStatus.FAILED, "error", f"model {self.name!r} failed to load: {reason}"
+            )
+
+    # -- reports ---------------------------------------------------------------------------
+
+    def _live_running(self) -> list[Job]:
+        return [job for job in self.running.values() if job.status is JobStatus.RUNNING]
+
+    def stats(self) -> ModelStats:
+        return ModelStats(
+            workers=self.ledger.workers,
+            running=len(self._live_running()),
+            queued=self.waiting,
+            used_units=self.ledger.used_units,
+            total_units=self.ledger.total_units,
+            **self._counts,
+        )
+
+    def describe(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name,
+            backend=self.config.backend,
+            state=self.state,
+            error=self.error,
+            device=None if self.info is None else self.info.device,
+            workers=tuple(
+                WorkerInfo(i, h.pid, self._worker_state.get(i, "starting"))
+                for i, h in sorted(self._workers.items())
+            ),
+            total_units=self.ledger.total_units,
+            block_size=self.config.params.block_size,
+            max_num_seqs=self.config.params.max_num_seqs,
+        )

@@ -1,0 +1,101 @@
+"""The waiting line of one model: bounded, by priority, FIFO within a priority.
+
+Policy, in the order ``drain`` applies it:
+
+1. Jobs are tried high priority first, then normal, then low; oldest first within one.
+   Priorities are strict: a low job waits while any higher one can start (its deadline still
+   bounds how long it waits).
+2. The first job that does not fit (its units or a batch seat are not free) becomes the
+   *head*. Jobs behind it that fit may start before it: skip-ahead keeps the cache busy with
+   small jobs while a large one waits for room.
+3. Starvation bound: once ``skip_limit`` jobs have passed the head, nothing passes it any
+   more. Running jobs only finish (each is bounded by its ``max_tokens``), so the head gets
+   its room and starts after a bounded wait: the jobs running at that moment.
+4. ``max_depth`` bounds the line; the pool refuses the next job (``QueueFull``) before it
+   is pushed. Deadlines are the pool's: it removes expired jobs with ``remove``.
+
+Nothing here does I/O or knows about workers: ``drain`` is handed a ``start`` callback that
+reserves and dispatches, and returns whether the job started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, Protocol, TypeVar
+
+from ..types import Priority
+
+__all__ = ["JobQueue"]
+
+
+class Queued(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def priority(self) -> Priority: ...
+
+
+J = TypeVar("J", bound=Queued)
+
+_ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
+
+
+class JobQueue(Generic[J]):
+    def __init__(self, skip_limit: int = 16) -> None:
+        if skip_limit < 0:
+            raise ValueError("skip_limit must be at least 0")
+        self.skip_limit = skip_limit
+        # dicts keep insertion order and remove in O(1): FIFO with cheap cancel.
+        self._lines: dict[Priority, dict[str, J]] = {p: {} for p in _ORDER}
+        self._head: str | None = None
+        self._head_skips = 0
+
+    def __len__(self) -> int:
+        return sum(len(line) for line in self._lines.values())
+
+    def __iter__(self) -> Iterator[J]:
+        for priority in _ORDER:
+            yield from list(self._lines[priority].values())
+
+    def __contains__(self, job_id: object) -> bool:
+        return any(job_id in line for line in self._lines.values())
+
+    def push(self, job: J) -> None:
+        self._lines[job.priority][job.id] = job
+
+    def remove(self, job_id: str) -> J | None:
+        for line in self._lines.values():
+            job = line.pop(job_id, None)
+            if job is not None:
+                if job_id == self._head:
+                    self._head, self._head_skips = None, 0
+                return job
+        return None
+
+    @property
+    def head_skips(self) -> int:
+        """How many jobs have passed the current head (0 when no job is blocked)."""
+        return self._head_skips
+
+    def drain(self, start: Callable[[J], bool]) -> list[J]:
+        """Start what may start now, by the policy above; returns the started jobs."""
+        started: list[J] = []
+        blocked: str | None = None
+        for job in self:
+            if blocked is not None and self._head_skips >= self.skip_limit:
+                break
+            if start(job):
+                self._lines[job.priority].pop(job.id)
+                started.append(job)
+                if job.id == self._head:
+                    self._head, self._head_skips = None, 0
+                elif blocked is not None:
+                    self._head_skips += 1
+            elif blocked is None:
+                blocked = job.id
+                if blocked != self._head:  # a new head starts with a fresh count
+                    self._head, self._head_skips = blocked, 0
+        if blocked is None:
+            self._head, self._head_skips = None, 0
+        return started

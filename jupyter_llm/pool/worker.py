@@ -1,0 +1,225 @@
+"""Workers: where engines run, and the server's handle on each of them.
+
+A worker is a spawned process by default (a crash, a leak or a stuck CUDA call stays in it;
+the GIL of the server is never shared with model code), or a thread for fast tests. Both run
+``worker_main`` over a ``multiprocessing`` pipe, so the two kinds share one code path.
+
+Protocol, all tuples. Server to worker: ``("add", EngineRequest)``, ``("abort", job_id)``,
+``("stop",)``. Worker to server: ``("ready", EngineInfo)``, ``("load_error", reason)``,
+``("out", [StepOutput, ...])`` once per step.
+
+On the server side a reader thread turns each burst of messages into one
+``loop.call_soon_threadsafe`` callback, and a sender thread writes commands, so the event
+loop neither reads nor writes a pipe and can never block on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, Literal
+
+from ..engine.base import EngineSpec
+from ..types import StepOutput
+
+__all__ = ["WorkerHandle", "WorkerKind", "start_thread", "worker_main"]
+
+log = logging.getLogger("jupyter_llm.pool")
+
+WorkerKind = Literal["process", "thread"]
+Message = tuple[Any, ...]
+
+_BURST = 256  # messages folded into one loop callback at most
+_STACK_LOCK = threading.Lock()
+
+
+def start_thread(target: Callable[[], None], name: str, stack_size: int = 0) -> threading.Thread:
+    """Start a daemon thread with the configured stack size (0: the platform's default)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    with _STACK_LOCK:  # the stack size is process-wide state: set it only around our start
+        previous = threading.stack_size(stack_size)
+        try:
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+    return thread
+
+
+def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
+    """The worker loop: commands between steps, one step at a time, outputs after each."""
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C in a terminal reaches the whole process group: the server decides, not us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        engine = spec.build(index)
+        conn.send(("ready", engine.info()))
+    except BaseException as exc:  # a worker reports any load failure rather than dying mute
+        conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
+        conn.close()
+        return
+    active: set[str] = set()
+    try:
+        while True:
+            waiting = conn.poll(0 if engine.has_work() else None)
+            if waiting and not _apply_commands(conn, engine, active):
+                break
+            if not engine.has_work():
+                continue
+            try:
+                outputs = engine.step()
+            except Exception as exc:  # the engine could not say which jobs: fail the batch
+                outputs = [
+                    StepOutput(job_id, finish_reason="error", error=f"{type(exc).__name__}: {exc}")
+                    for job_id in active
+                ]
+                for job_id in active:
+                    engine.abort(job_id)
+            for output in outputs:
+                if output.finish_reason is not None:
+                    active.discard(output.job_id)
+            if outputs:
+                conn.send(("out", outputs))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the server went away; nothing is left to report to
+    finally:
+        engine.close()
+        conn.close()
+
+
+def _apply_commands(conn: Connection, engine: Any, active: set[str]) -> bool:
+    """Apply every command waiting on the pipe; False once told to stop."""
+    aborted: list[StepOutput] = []
+    while True:
+        message = conn.recv()
+        if message[0] == "add":
+            engine.add(message[1])
+            active.add(message[1].job_id)
+        elif message[0] == "abort":
+            engine.abort(message[1])
+            if message[1] in active:
+                active.discard(message[1])
+                aborted.append(StepOutput(message[1], finish_reason="cancelled"))
+        elif message[0] == "stop":
+            return False
+        if not conn.poll(0):
+            break
+    if aborted:  # the units come back now, before the next step
+        conn.send(("out", aborted))
+    return True
+
+
+class WorkerHandle:
+    """The server's end of one worker. ``start`` and ``stop`` block: call them off the loop."""
+
+    def __init__(
+        self,
+        spec: EngineSpec,
+        index: int,
+        kind: WorkerKind,
+        loop: asyncio.AbstractEventLoop,
+        on_messages: Callable[[WorkerHandle, list[Message]], None],
+        on_exit: Callable[[WorkerHandle], None],
+        stack_size: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.index = index
+        self.kind = kind
+        self.stopping = False
+        self.pid: int | None = None
+        self._loop = loop
+        self._on_messages = on_messages
+        self._on_exit = on_exit
+        self._stack_size = stack_size
+        self._outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._conn: Connection | None = None
+        self._process: Any = None  # multiprocessing.Process under the spawn context
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def name(self) -> str:
+        return f"jupyter_llm-{self.spec.model}-{self.index}"
+
+    @property
+    def exitcode(self) -> int | None:
+        return None if self._process is None else self._process.exitcode
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        conn, child = context.Pipe()
+        self._conn = conn
+        if self.kind == "process":
+            self._process = context.Process(
+                target=worker_main, args=(child, self.spec, self.index), name=self.name, daemon=True
+            )
+            self._process.start()
+            self.pid = self._process.pid
+            child.close()  # else the pipe never reports EOF when the worker dies
+        else:
+            self.pid = os.getpid()
+            self._threads.append(
+                start_thread(
+                    lambda: worker_main(child, self.spec, self.index), self.name, self._stack_size
+                )
+            )
+        self._threads.append(start_thread(self._read, f"{self.name}-reader", self._stack_size))
+        self._threads.append(start_thread(self._write, f"{self.name}-sender", self._stack_size))
+
+    def send(self, message: Message) -> None:
+        """Queue a command; never blocks."""
+        self._outbox.put(message)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to stop, then make sure it did, and join every thread we started."""
+        self.stopping = True
+        self._outbox.put(("stop",))
+        self._outbox.put(None)
+        if self._process is not None and self.pid is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                log.warning("worker %s did not stop in %.0f s; terminating it", self.name, timeout)
+                self._process.terminate()
+                self._process.join(2)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._conn is not None:
+            self._conn.close()
+
+    def _read(self) -> None:
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            while True:
+                batch = [conn.recv()]
+                while len(batch) < _BURST and conn.poll(0):
+                    batch.append(conn.recv())
+                self._post(self._on_messages, self, batch)
+        except (EOFError, OSError):
+            pass
+        if self._process is not None:
+            self._process.join(1)  # so that the exit code is known when the pool reports it
+        self._outbox.put(None)
+        self._post(self._on_exit, self)
+
+    def _write(self) -> None:
+        assert self._conn is not None
+        while (message := self._outbox.get()) is not None:
+            try:
+                self._conn.send(message)
+            except (OSError, ValueError):
+                return  # the worker is gone; the reader reports it
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        # A closed loop raises RuntimeError: the pool is gone and wants no more news.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback, *args)

@@ -1,0 +1,440 @@
+"""Frozen values that cross module and process boundaries.
+
+Requests, sampling parameters, events and records are immutable: the pool hands them to
+worker processes (pickled), to asyncio consumers and to the mailbox without copies or locks.
+Each validates itself on construction and raises ``InvalidRequest`` naming the parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from .errors import InvalidRequest
+
+__all__ = [
+    "EngineInfo",
+    "EngineRequest",
+    "GenerationRequest",
+    "JobRecord",
+    "JobStatus",
+    "Logprob",
+    "Message",
+    "Priority",
+    "SamplingParams",
+    "StepOutput",
+    "Timings",
+    "TokenEvent",
+    "Usage",
+]
+
+
+class Priority(StrEnum):
+    """Queue priority: a higher one is always served first; FIFO within one."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: str | Priority) -> Priority:
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidRequest(
+                f"priority must be one of low, normal, high; got {value!r}", param="priority"
+            ) from None
+
+
+_PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2}
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def _check(ok: bool, param: str, message: str) -> None:
+    if not ok:
+        raise InvalidRequest(f"{param}: {message}", param=param)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """Per-request sampling. ``None`` means "the model's default" and is resolved at submit."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None  # 0 is greedy
+    top_p: float = 1.0
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None:
+            _check(
+                _is_int(self.max_tokens) and self.max_tokens >= 1,
+                "max_tokens",
+                f"expected an integer of at least 1, got {self.max_tokens!r}",
+            )
+        if self.temperature is not None:
+            _check(
+                _is_number(self.temperature) and 0 <= self.temperature <= 2,
+                "temperature",
+                f"expected a number from 0 to 2, got {self.temperature!r}",
+            )
+        _check(
+            _is_number(self.top_p) and 0 < self.top_p <= 1,
+            "top_p",
+            f"expected a number in (0, 1], got {self.top_p!r}",
+        )
+        _check(
+            _is_int(self.top_k) and self.top_k >= 0,
+            "top_k",
+            f"expected an integer of at least 0 (0 turns it off), got {self.top_k!r}",
+        )
+        _check(
+            _is_number(self.min_p) and 0 <= self.min_p <= 1,
+            "min_p",
+            f"expected a number from 0 to 1, got {self.min_p!r}",
+        )
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            _check(
+                _is_number(value) and -2 <= value <= 2,
+                name,
+                f"expected a number from -2 to 2, got {value!r}",
+            )
+        _check(
+            _is_number(self.repetition_penalty) and self.repetition_penalty > 0,
+            "repetition_penalty",
+            f"expected a number above 0, got {self.repetition_penalty!r}",
+        )
+        _check(
+            isinstance(self.stop, tuple)
+            and len(self.stop) <= 16
+            and all(isinstance(s, str) and s for s in self.stop),
+            "stop",
+            f"expected up to 16 non-empty strings, got {self.stop!r}",
+        )
+        _check(
+            isinstance(self.stop_token_ids, tuple)
+            and all(_is_int(t) and t >= 0 for t in self.stop_token_ids),
+            "stop_token_ids",
+            f"expected token ids (integers of at least 0), got {self.stop_token_ids!r}",
+        )
+        if self.seed is not None:
+            _check(_is_int(self.seed), "seed", f"expected an integer, got {self.seed!r}")
+        _check(
+            isinstance(self.logprobs, bool),
+            "logprobs",
+            f"expected true or false, got {self.logprobs!r}",
+        )
+        _check(
+            _is_int(self.top_logprobs) and 0 <= self.top_logprobs <= 20,
+            "top_logprobs",
+            f"expected an integer from 0 to 20, got {self.top_logprobs!r}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        data["stop_token_ids"] = list(self.stop_token_ids)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SamplingParams:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidRequest(f"unsupported parameter {unknown[0]!r}", param=unknown[0])
+        values = dict(data)
+        if isinstance(values.get("stop"), str):
+            values["stop"] = (values["stop"],)
+        for key in ("stop", "stop_token_ids"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message."""
+
+    role: str
+    content: str
+
+    def __post_init__(self) -> None:
+        _check(
+            self.role in ("system", "user", "assistant"),
+            "messages",
+            f"role must be system, user or assistant, got {self.role!r}",
+        )
+        _check(
+            isinstance(self.content, str),
+            "messages",
+            f"content must be a string, got {type(self.content).__name__}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """What a client asks for: a prompt or chat messages, for one model."""
+
+    model: str
+    prompt: str | None = None
+    messages: tuple[Message, ...] | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    priority: Priority = Priority.NORMAL
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.model, str) and bool(self.model),
+            "model",
+            f"expected a model name, got {self.model!r}",
+        )
+        _check(
+            (self.prompt is None) != (self.messages is None),
+            "prompt",
+            "give exactly one of prompt or messages",
+        )
+        if self.prompt is not None:
+            _check(
+                isinstance(self.prompt, str),
+                "prompt",
+                f"expected a string, got {type(self.prompt).__name__}",
+            )
+        if self.messages is not None:
+            _check(
+                isinstance(self.messages, tuple)
+                and len(self.messages) > 0
+                and all(isinstance(m, Message) for m in self.messages),
+                "messages",
+                "expected a non-empty list of {role, content} messages",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "prompt": self.prompt,
+            "messages": None
+            if self.messages is None
+            else [{"role": m.role, "content": m.content} for m in self.messages],
+            "params": self.params.to_dict(),
+            "priority": self.priority.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        messages = data.get("messages")
+        return cls(
+            model=data["model"],
+            prompt=data.get("prompt"),
+            messages=None
+            if messages is None
+            else tuple(Message(m["role"], m["content"]) for m in messages),
+            params=SamplingParams.from_dict(data.get("params") or {}),
+            priority=Priority.parse(data.get("priority", "normal")),
+        )
+
+    def with_params(self, **changes: Any) -> GenerationRequest:
+        return replace(self, params=replace(self.params, **changes))
+
+
+@dataclass(frozen=True, slots=True)
+class Logprob:
+    """The chosen token's log-probability, with the most likely alternatives when asked."""
+
+    token: str
+    token_id: int
+    logprob: float
+    top: tuple[tuple[str, int, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    """A job as a worker's engine sees it: sampling already resolved, cost already paid."""
+
+    job_id: str
+    request: GenerationRequest
+    prompt_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput:
+    """What one engine step produced for one job.
+
+    ``finish_reason`` is set on the last output of a job: ``stop``, ``length``,
+    ``cancelled`` (after an abort) or ``error`` (then ``error`` says why).
+    """
+
+    job_id: str
+    text: str = ""
+    token_ids: tuple[int, ...] = ()
+    finish_reason: str | None = None
+    error: str | None = None
+    logprobs: tuple[Logprob, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What a loaded engine tells the pool about itself."""
+
+    units: int  # KV-cache blocks this worker can hold
+    block_size: int
+    max_num_seqs: int
+    max_model_len: int
+    device: str
+    tokenizer: str | None = None  # where the server-side token counter finds the tokenizer
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One event of a job's stream; ``index`` counts from 0 and is the SSE event id.
+
+    A job's stream is: one ``running`` event when it starts, token events (``text`` set),
+    and one terminal event whose ``status`` is terminal.
+    """
+
+    job_id: str
+    index: int
+    status: JobStatus
+    text: str = ""
+    token_ids: tuple[int, ...] = ()
+    finish_reason: str | None = None
+    error: str | None = None
+    logprobs: tuple[Logprob, ...] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.job_id,
+            "index": self.index,
+            "status": self.status.value,
+            "text": self.text,
+            "token_ids": list(self.token_ids),
+            "finish_reason": self.finish_reason,
+            "error": self.error,
+        }
+        if self.logprobs is not None:
+            data["logprobs"] = [asdict(lp) for lp in self.logprobs]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Wall-clock times (seconds since the epoch); ``None`` until reached."""
+
+    created_at: float
+    started_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, float | None]:
+        data: dict[str, float | None] = asdict(self)
+        data["queue_secs"] = _span(self.created_at, self.started_at)
+        data["time_to_first_token_secs"] = _span(self.created_at, self.first_token_at)
+        data["run_secs"] = _span(self.started_at, self.finished_at)
+        return data
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as the mailbox keeps it, from acceptance until retention ends."""
+
+    id: str
+    model: str
+    status: JobStatus
+    timings: Timings
+    priority: Priority = Priority.NORMAL
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "status": self.status.value,
+            "priority": self.priority.value,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict(),
+            "timings": self.timings.to_dict(),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
+        timings = data["timings"]
+        usage = data.get("usage") or {}
+        return cls(
+            id=data["id"],
+            model=data["model"],
+            status=JobStatus(data["status"]),
+            priority=Priority(data.get("priority", "normal")),
+            text=data.get("text", ""),
+            finish_reason=data.get("finish_reason"),
+            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            timings=Timings(
+                created_at=timings["created_at"],
+                started_at=timings.get("started_at"),
+                first_token_at=timings.get("first_token_at"),
+                finished_at=timings.get("finished_at"),
+            ),
+            error=data.get("error"),
+        )

@@ -1,0 +1,51 @@
+"""Shared fixtures: a pool over the fake engine, built and always stopped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from jupyter_llm.config import Config
+from jupyter_llm.engine import spec_for
+from jupyter_llm.engine.fake import FakeSpec
+from jupyter_llm.pool.pool import Pool
+
+from .support import make_config, until
+
+PoolFactory = Callable[..., Awaitable[Pool]]
+
+
+@pytest.fixture
+async def make_pool() -> AsyncIterator[PoolFactory]:
+    """``await make_pool(config, worker_kind=..., **fake_spec_fields)``; every pool is stopped."""
+    pools: list[Pool] = []
+
+    async def build(
+        config: Config | None = None,
+        *,
+        worker_kind: str = "thread",
+        skip_limit: int = 16,
+        wait_ready: bool = True,
+        **spec: Any,
+    ) -> Pool:
+        config = config or make_config()
+        pool = Pool(
+            config,
+            engines=lambda model: (
+                FakeSpec(model=model.name, **spec) if model.backend == "fake" else spec_for(model)
+            ),
+            worker_kind=worker_kind,  # type: ignore[arg-type]
+            skip_limit=skip_limit,
+            drain_secs=0.5,
+        )
+        pools.append(pool)
+        await pool.start()
+        if wait_ready:
+            await until(lambda: all(m.state == "ready" for m in pool.models()))
+        return pool
+
+    yield build
+    for pool in pools:
+        await pool.stop()
