@@ -1,0 +1,19 @@
+"""The parking lot: admission by units, a bounded queue, workers and the mailbox.
+
+Knows nothing of HTTP, IPython or torch (engines are reached through ``engine.base``).
+"""
+
+from .mailbox import Mailbox, MemoryMailbox, open_mailbox
+from .pool import Pool
+from .stats import ModelInfo, ModelStats, PoolStats, WorkerInfo
+
+__all__ = [
+    "Mailbox",
+    "MemoryMailbox",
+    "ModelInfo",
+    "ModelStats",
+    "Pool",
+    "PoolStats",
+    "WorkerInfo",
+    "open_mailbox",
+]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -98,8 +99,16 @@ class Pool:
         self._executor = _Helpers(
             settings.pool.max_blocking_threads, settings.pool.thread_stack_size
         )
-        self._mailbox = open_mailbox(
-            settings.mailbox.backend, settings.mailbox.path, executor=self._executor
+        settings_mailbox = settings.mailbox
+        # Opening sqlite creates folders and tables: a blocking chore, done off the loop.
+        self._mailbox = await loop.run_in_executor(
+            self._executor,
+            functools.partial(
+                open_mailbox,
+                settings_mailbox.backend,
+                settings_mailbox.path,
+                executor=self._executor,
+            ),
         )
         for model in self.config.models:
             spec: EngineSpec | LLMError

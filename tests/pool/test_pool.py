@@ -82,7 +82,7 @@ async def test_unknown_job_is_a_clear_error(make_pool):
 
 async def test_a_job_that_could_never_fit_is_refused_at_submit(make_pool):
     pool = await make_pool(make_config(limits={"max_units": 4}))
-    with pytest.raises(JobTooLarge, match="needs 7 KV-cache units .* holds at most 4"):
+    with pytest.raises(JobTooLarge, match=r"needs 7 KV-cache units .* holds at most 4"):
         await pool.submit(request("a b c d", max_tokens=100))
     assert pool.stats().total.rejected == 1
     assert pool.stats().total.queued == 0
@@ -268,3 +268,13 @@ async def test_stats_count_every_outcome(make_pool):
     assert (stats.completed, stats.failed, stats.cancelled, stats.rejected) == (1, 1, 2, 1)
     assert (stats.running, stats.queued, stats.workers) == (0, 0, 1)
     assert pool.stats().models[MODEL] == stats
+
+
+async def test_finished_records_leave_after_their_retention(make_pool):
+    pool = await make_pool(make_config(mailbox={"retention_secs": 0.2}))
+    job = await pool.submit(request(max_tokens=2))
+    await pool.wait(job.id)
+    await asyncio.sleep(0.5)
+    with pytest.raises(UnknownJob):
+        await pool.get(job.id)
+    assert await pool.jobs() == []

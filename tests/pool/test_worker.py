@@ -1,0 +1,77 @@
+"""Process workers: spawned, killed, restarted; the pool keeps serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from jupyter_llm.engine.fake import CRASH_MARKER
+from jupyter_llm.types import GenerationRequest, JobStatus, SamplingParams
+
+from ..support import MODEL, make_config, until
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def request(prompt: str = "a b c", max_tokens: int = 5) -> GenerationRequest:
+    return GenerationRequest(MODEL, prompt=prompt, params=SamplingParams(max_tokens=max_tokens))
+
+
+def worker_pids(pool) -> list[int]:
+    return [w.pid for w in pool.models()[0].workers if w.state == "ready"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_process_workers_are_separate_processes_and_serve(make_pool):
+    pool = await make_pool(make_config(pool={"worker_threads": 2}), worker_kind="process")
+    await until(lambda: len(worker_pids(pool)) == 2)
+    pids = worker_pids(pool)
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+    records = [await pool.wait((await pool.submit(request())).id) for _ in range(4)]
+    assert all(r.status is JobStatus.COMPLETED for r in records)
+
+
+async def test_a_killed_worker_fails_its_jobs_clearly_and_is_restarted(make_pool):
+    pool = await make_pool(worker_kind="process", step_delay=0.02)
+    (pid,) = worker_pids(pool)
+    jobs = [await pool.submit(request(max_tokens=1000)) for _ in range(3)]
+    await until(lambda: pool.stats().total.running == 3)
+    os.kill(pid, signal.SIGKILL)
+    for job in jobs:
+        record = await pool.wait(job.id)
+        assert record.status is JobStatus.FAILED
+        assert "the worker process running this job died (exit code -9)" in record.error
+    await until(lambda: len(worker_pids(pool)) == 1 and worker_pids(pool)[0] != pid)
+    assert pool.stats().total.used_units == 0
+    after = await pool.wait((await pool.submit(request())).id)
+    assert after.status is JobStatus.COMPLETED
+    assert pool.stats().total.failed == 3
+
+
+async def test_a_worker_that_crashes_on_a_job_is_replaced(make_pool):
+    pool = await make_pool(worker_kind="process")
+    (pid,) = worker_pids(pool)
+    crash = await pool.submit(request(f"x {CRASH_MARKER}"))
+    record = await pool.wait(crash.id)
+    assert record.status is JobStatus.FAILED and "exit code 13" in record.error
+    await until(lambda: len(worker_pids(pool)) == 1)
+    assert not alive(pid)
+    assert (await pool.wait((await pool.submit(request())).id)).status is JobStatus.COMPLETED
+
+
+async def test_stop_leaves_no_worker_process_behind(make_pool):
+    pool = await make_pool(make_config(pool={"worker_threads": 2}), worker_kind="process")
+    await until(lambda: len(worker_pids(pool)) == 2)
+    pids = worker_pids(pool)
+    await pool.submit(request(max_tokens=10_000))
+    await pool.stop()
+    assert not any(alive(pid) for pid in pids)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from jupyter_llm.errors import InvalidRequest
+from jupyter_llm.types import (
+    GenerationRequest,
+    JobRecord,
+    JobStatus,
+    Message,
+    Priority,
+    SamplingParams,
+    Timings,
+    Usage,
+)
+
+
+@pytest.mark.parametrize(
+    ("params", "param", "message"),
+    [
+        ({"max_tokens": 0}, "max_tokens", "expected an integer of at least 1, got 0"),
+        ({"max_tokens": True}, "max_tokens", "got True"),
+        ({"temperature": 2.5}, "temperature", "expected a number from 0 to 2, got 2.5"),
+        ({"temperature": float("nan")}, "temperature", "got nan"),
+        ({"top_p": 0}, "top_p", "expected a number in (0, 1]"),
+        ({"top_k": -1}, "top_k", "0 turns it off"),
+        ({"min_p": 1.5}, "min_p", "from 0 to 1"),
+        ({"presence_penalty": 3}, "presence_penalty", "from -2 to 2"),
+        ({"repetition_penalty": 0}, "repetition_penalty", "above 0"),
+        ({"stop": ("",)}, "stop", "non-empty strings"),
+        ({"stop_token_ids": (-1,)}, "stop_token_ids", "integers of at least 0"),
+        ({"seed": 1.5}, "seed", "expected an integer"),
+        ({"top_logprobs": 21}, "top_logprobs", "from 0 to 20"),
+    ],
+)
+def test_bad_sampling_parameters_name_themselves(params, param, message):
+    with pytest.raises(InvalidRequest) as error:
+        SamplingParams(**params)
+    assert error.value.param == param
+    assert message in str(error.value)
+
+
+def test_from_dict_rejects_what_we_do_not_support():
+    with pytest.raises(InvalidRequest, match="unsupported parameter 'logit_bias'") as error:
+        SamplingParams.from_dict({"logit_bias": {}})
+    assert error.value.param == "logit_bias"
+    assert SamplingParams.from_dict({"stop": "END"}).stop == ("END",)
+
+
+def test_a_request_needs_exactly_one_of_prompt_or_messages():
+    with pytest.raises(InvalidRequest, match="exactly one of prompt or messages"):
+        GenerationRequest("m")
+    with pytest.raises(InvalidRequest, match="exactly one of prompt or messages"):
+        GenerationRequest("m", prompt="x", messages=(Message("user", "y"),))
+    with pytest.raises(InvalidRequest, match="role must be system, user or assistant"):
+        Message("robot", "x")
+    with pytest.raises(InvalidRequest, match="priority must be one of low, normal, high"):
+        Priority.parse("urgent")
+
+
+def test_requests_and_records_round_trip_through_dicts_and_pickle():
+    request = GenerationRequest(
+        "m",
+        messages=(Message("system", "s"), Message("user", "u")),
+        params=SamplingParams(max_tokens=4, stop=("x",), seed=3, logprobs=True, top_logprobs=2),
+        priority=Priority.HIGH,
+    )
+    assert GenerationRequest.from_dict(request.to_dict()) == request
+    assert pickle.loads(pickle.dumps(request)) == request
+    record = JobRecord(
+        "id",
+        "m",
+        JobStatus.COMPLETED,
+        Timings(1.0, 2.0, 2.5, 4.0),
+        Priority.LOW,
+        "hi",
+        "stop",
+        Usage(3, 2),
+    )
+    data = record.to_dict()
+    assert data["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert data["timings"]["queue_secs"] == 1.0 and data["timings"]["run_secs"] == 2.0
+    assert JobRecord.from_dict(data) == record
