@@ -4,6 +4,7 @@ Knows nothing of HTTP, IPython or torch (engines are reached through ``engine.ba
 """
 
 from .mailbox import Mailbox, MemoryMailbox, open_mailbox
+from .observer import PoolObserver
 from .pool import Pool
 from .stats import ModelInfo, ModelStats, PoolStats, WorkerInfo
 
@@ -13,6 +14,7 @@ __all__ = [
     "ModelInfo",
     "ModelStats",
     "Pool",
+    "PoolObserver",
     "PoolStats",
     "WorkerInfo",
     "open_mailbox",

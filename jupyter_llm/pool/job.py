@@ -38,6 +38,7 @@ class Job:
         self.created_at = time.time() if created_at is None else created_at
         self.started_at: float | None = None
         self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
         self.finished_at: float | None = None
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -88,8 +89,10 @@ class Job:
     def add_tokens(
         self, text: str, token_ids: tuple[int, ...], logprobs: tuple[Logprob, ...] | None
     ) -> None:
-        if self.first_token_at is None and token_ids:
-            self.first_token_at = time.time()
+        if token_ids:
+            self.last_token_at = time.time()
+            if self.first_token_at is None:
+                self.first_token_at = self.last_token_at
         self.completion_tokens += len(token_ids)
         self._chunks.append(text)
         self._emit(

@@ -20,6 +20,7 @@ from ..errors import InvalidRequest, JobTooLarge, LLMError, ModelNotReady
 from ..types import EngineInfo, EngineRequest, JobStatus, StepOutput
 from .admission import UnitLedger, job_cost
 from .job import Job
+from .observer import PoolObserver
 from .queue import JobQueue
 from .stats import ModelInfo, ModelStats, WorkerInfo
 from .worker import Message, WorkerHandle, WorkerKind
@@ -43,6 +44,7 @@ class ModelLot:
         persist: Callable[[Job], None],
         worker_kind: WorkerKind,
         skip_limit: int,
+        observer: PoolObserver,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -51,6 +53,7 @@ class ModelLot:
         self._executor = executor
         self._persist = persist
         self._kind = worker_kind
+        self._observer = observer
         self._limits = config.parking_lot.limits
         self._n_workers = config.parking_lot.pool.worker_threads
         self._stack_size = config.parking_lot.pool.thread_stack_size
@@ -164,8 +167,9 @@ class ModelLot:
         job.prompt_tokens = prompt_tokens
         job.cost = cost
 
-    def reject(self) -> None:
+    def reject(self, error: LLMError) -> None:
         self._counts["rejected"] += 1
+        self._observer.job_rejected(self.name, type(error).__name__)
 
     async def _price_pending(self) -> None:
         for job in list(self.pending.values()):
@@ -222,6 +226,8 @@ class ModelLot:
             )
         self.running[job.id] = job
         job.start(worker)
+        assert job.started_at is not None
+        self._observer.job_started(self.name, job.started_at - job.created_at)
         self._workers[worker].send(("add", EngineRequest(job.id, request, job.prompt_tokens)))
         self._persist(job)
         return True
@@ -240,6 +246,7 @@ class ModelLot:
             return
         job.finish(status, reason, error)
         self._counts[status.value] += 1
+        self._observer.job_finished(self.name, status, job.completion_tokens)
         self._persist(job)
 
     # -- worker events ---------------------------------------------------------------------
@@ -290,7 +297,7 @@ class ModelLot:
             if job is None:
                 continue
             if job.status is JobStatus.RUNNING and (out.text or out.token_ids):
-                job.add_tokens(out.text, out.token_ids, out.logprobs)
+                self._add_tokens(job, out)
             if out.finish_reason is None:
                 continue
             self._release(job)
@@ -302,6 +309,19 @@ class ModelLot:
             else:
                 self._finish(job, JobStatus.COMPLETED, out.finish_reason)
         return freed
+
+    def _add_tokens(self, job: Job, out: StepOutput) -> None:
+        previous = job.last_token_at
+        job.add_tokens(out.text, out.token_ids, out.logprobs)
+        if not out.token_ids:
+            return
+        now = job.last_token_at
+        assert now is not None
+        if previous is None:
+            self._observer.first_token(self.name, now - job.created_at)
+        self._observer.tokens(
+            self.name, len(out.token_ids), None if previous is None else now - previous
+        )
 
     def _release(self, job: Job) -> None:
         del self.running[job.id]

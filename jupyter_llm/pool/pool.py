@@ -31,6 +31,7 @@ from ..types import GenerationRequest, JobRecord, JobStatus, TokenEvent
 from .job import Job
 from .lot import ModelLot
 from .mailbox import Mailbox, open_mailbox
+from .observer import PoolObserver
 from .stats import ModelInfo, ModelStats, PoolStats
 from .worker import WorkerKind
 
@@ -73,6 +74,7 @@ class Pool:
         skip_limit: int = 16,
         keep_finished: int = 1000,
         drain_secs: float = 5.0,
+        observer: PoolObserver | None = None,
     ) -> None:
         self.config = config
         self._engines = engines
@@ -80,6 +82,7 @@ class Pool:
         self._skip_limit = skip_limit
         self._keep_finished = keep_finished
         self._drain_secs = drain_secs
+        self._observer = observer or PoolObserver()
         self._jobs: dict[str, Job] = {}
         self._finished: deque[str] = deque()
         self._lots: dict[str, ModelLot] = {}
@@ -124,6 +127,7 @@ class Pool:
                 persist=self._persist,
                 worker_kind=self._worker_kind,
                 skip_limit=self._skip_limit,
+                observer=self._observer,
             )
         await self._recover()
         for lot in self._lots.values():
@@ -191,13 +195,14 @@ class Pool:
             raise ModelNotReady(request.model, lot.error or "it failed to load")
         depth = lot.config.parking_lot.limits.max_queue_depth
         if lot.waiting >= depth:
-            lot.reject()
-            raise QueueFull(request.model, lot.waiting, retry_after=self._retry_after(lot))
+            full = QueueFull(request.model, lot.waiting, retry_after=self._retry_after(lot))
+            lot.reject(full)
+            raise full
         job = Job(uuid.uuid4().hex, request)
         try:
             await lot.admit(job, self._accept)
-        except LLMError:
-            lot.reject()
+        except LLMError as refused:
+            lot.reject(refused)
             raise
         return job.record()
 
