@@ -7,8 +7,9 @@ from ..config import ModelConfig
 from ..errors import ModelNotReady
 from .base import Engine, EngineSpec, TokenCounter
 from .fake import FakeSpec
+from .spec import TransformersSpec
 
-__all__ = ["Engine", "EngineSpec", "FakeSpec", "TokenCounter", "spec_for"]
+__all__ = ["Engine", "EngineSpec", "FakeSpec", "TokenCounter", "TransformersSpec", "spec_for"]
 
 # The fake engine's nominal KV bytes per token, so that kvcache_mem_cpu means something.
 _FAKE_KV_BYTES_PER_TOKEN = 64 * 1024
@@ -27,6 +28,8 @@ def spec_for(model: ModelConfig) -> EngineSpec:
             max_model_len=params.max_model_len or 32768,
             step_delay=0.01,
         )
+    if model.backend == "transformers":
+        return TransformersSpec.for_model(model)
     raise ModelNotReady(
         model.name, f"the {model.backend!r} backend is not available in this version of jupyter_llm"
     )

@@ -1,0 +1,86 @@
+"""The running batch: a KV cache whose rows have different lengths.
+
+Rows are left-padded to a common length ``T``; ``mask`` ([rows, T], 1 for a real token)
+and per-row position ids keep padding out of attention, so each row computes what it would
+compute alone. New rows are prefilled on their own and then joined (both sides padded on the
+left to the longer length); finished rows are dropped and the columns that became padding in
+every row are trimmed. This is the "ragged batch" of early TGI, on transformers'
+``DynamicCache``; it needs no custom attention kernel, which matters on CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+__all__ = ["RaggedBatch"]
+
+R = TypeVar("R")
+
+
+class RaggedBatch(Generic[R]):
+    def __init__(self) -> None:
+        self.rows: list[R] = []
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None  # [rows, T], int64
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def join(self, rows: list[R], cache: DynamicCache, mask: torch.Tensor) -> None:
+        """Add prefilled rows with their own cache and mask."""
+        if self.cache is None or self.mask is None or not self.rows:
+            self.rows, self.cache, self.mask = list(rows), cache, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            _check_layer(mine)
+            _check_layer(theirs)
+            mine.keys = torch.cat([_pad_left(mine.keys, width), _pad_left(theirs.keys, width)])
+            mine.values = torch.cat([_pad_left(mine.values, width), _pad_left(theirs.values, width)])
+        self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(mask, width)])
+        self.rows.extend(rows)
+
+    def keep(self, keep: list[int]) -> None:
+        """Keep only these row indexes (in this order), then trim all-padding columns."""
+        if len(keep) == len(self.rows):
+            return
+        if not keep:
+            self.rows, self.cache, self.mask = [], None, None
+            return
+        assert self.cache is not None and self.mask is not None
+        index = torch.tensor(keep, device=self.mask.device)
+        mask = self.mask[index]
+        start = int(mask.any(dim=0).int().argmax())  # first column any row still uses
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[index, :, start:, :]
+            layer.values = layer.values[index, :, start:, :]
+        self.mask = mask[:, start:]
+        self.rows = [self.rows[i] for i in keep]
+
+    def grow(self) -> torch.Tensor:
+        """The mask for a decode step: one more real column for every row."""
+        assert self.mask is not None
+        self.mask = F.pad(self.mask, (0, 1), value=1)
+        return self.mask
+
+
+def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    missing = width - tensor.shape[2]
+    return tensor if missing == 0 else F.pad(tensor, (0, 0, missing, 0))
+
+
+def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    missing = width - mask.shape[1]
+    return mask if missing == 0 else F.pad(mask, (missing, 0), value=0)
+
+
+def _check_layer(layer: object) -> None:
+    if type(layer) is not DynamicLayer:
+        raise NotImplementedError(
+            f"the batched engine handles full-attention caches only, not {type(layer).__name__}"
+        )

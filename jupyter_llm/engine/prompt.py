@@ -1,0 +1,51 @@
+"""Turning a request into prompt token ids: one function for the worker and the counter.
+
+Admission prices a job by its prompt tokens before any worker sees it, so the server's
+counter and the engine must tokenize identically. Both call ``encode``. Importing
+``transformers``' tokenizer classes does not import torch, so the counter may run in the
+server process (in a helper thread).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InvalidRequest
+from ..types import GenerationRequest
+
+__all__ = ["encode", "load_tokenizer", "token_counter"]
+
+
+def load_tokenizer(model_dir: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def encode(tokenizer: Any, request: GenerationRequest) -> list[int]:
+    if request.prompt is not None:
+        return list(tokenizer(request.prompt)["input_ids"])
+    assert request.messages is not None
+    if not getattr(tokenizer, "chat_template", None):
+        raise InvalidRequest(
+            f"model {request.model!r} has no chat template: send a prompt instead of messages",
+            param="messages",
+        )
+    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(encoded, dict) or hasattr(encoded, "keys"):
+        encoded = encoded["input_ids"]
+    return [int(t) for t in encoded]
+
+
+def token_counter(model_dir: str) -> Callable[[GenerationRequest], int]:
+    tokenizer = load_tokenizer(model_dir)
+    lock = threading.Lock()  # a Rust tokenizer may refuse concurrent use ("Already borrowed")
+
+    def count(request: GenerationRequest) -> int:
+        with lock:
+            return len(encode(tokenizer, request))
+
+    return count

@@ -1,0 +1,246 @@
+"""The transformers engine: one model replica, batched decoding, continuous batching.
+
+This is the one torch-heavy module. ``step()`` is either a prefill (waiting sequences are
+tokenized, run together left-padded, and get their first token) or a decode (every running
+sequence gets one token); prefill and decode alternate while both have work, so a new
+request waits at most one decode step to start and running ones skip at most one step for
+it. Sequences join and leave between steps through ``RaggedBatch``.
+
+Why our own loop and not transformers' ``generate_batch``: measured on this 2-core CPU with
+SmolLM2-135M fp32, 8 prompts x 64 tokens: padded ``generate`` 62.7 tok/s, ``generate_batch``
+(paged continuous batching) 29.1 tok/s. The ragged batch keeps ``generate``'s dense shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, DynamicCache
+
+from ..config import ModelConfig
+from ..types import EngineInfo, EngineRequest, StepOutput
+from .batch import RaggedBatch
+from .detok import Detokenizer
+from .prompt import encode, load_tokenizer
+from .sampling import Draw, RowSampler, sample
+from .sources import resolve_model_dir
+
+__all__ = ["TransformersEngine", "kv_bytes_per_token"]
+
+log = logging.getLogger("jupyter_llm.engine")
+
+_PREFILL_TOKENS = 4096  # prompt tokens (padded) one prefill may take; at least one sequence
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class _Sequence:
+    __slots__ = ("job_id", "prompt_ids", "output_ids", "max_tokens", "stop_ids", "sampler", "detok")
+
+    def __init__(self, job_id: str, prompt_ids: list[int], max_tokens: int, stop_ids: set[int],
+                 sampler: RowSampler, detok: Detokenizer) -> None:  # fmt: skip
+        self.job_id = job_id
+        self.prompt_ids = prompt_ids
+        self.output_ids: list[int] = []
+        self.max_tokens = max_tokens
+        self.stop_ids = stop_ids
+        self.sampler = sampler
+        self.detok = detok
+
+    @property
+    def position(self) -> int:
+        """The position id of the last token, the one fed to the next decode step."""
+        return len(self.prompt_ids) + len(self.output_ids) - 1
+
+
+def resolve_device(device: str | tuple[str, ...], worker_index: int) -> torch.device:
+    """Place worker ``worker_index``: a list spreads workers round-robin over its devices."""
+    if isinstance(device, tuple):
+        device = device[worker_index % len(device)]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
+        if device == "cuda":
+            device = f"cuda:{worker_index % torch.cuda.device_count()}"
+    return torch.device(device)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name != "auto":
+        return _DTYPES[name]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def kv_bytes_per_token(model_config: Any, dtype: torch.dtype) -> int:
+    text = model_config.get_text_config(decoder=True)
+    heads = text.num_attention_heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
+    element = torch.tensor([], dtype=dtype).element_size()
+    return int(2 * text.num_hidden_layers * kv_heads * head_dim * element)
+
+
+class TransformersEngine:
+    def __init__(self, config: ModelConfig, worker_index: int, threads: int) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
+        torch.set_num_threads(threads)
+        params = config.params
+        self.device = resolve_device(params.device, worker_index)
+        dtype = resolve_dtype(params.dtype, self.device)
+        model_dir = resolve_model_dir(config)
+        self.tokenizer = load_tokenizer(str(model_dir))
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        self.model = model.to(self.device).eval()
+        self.max_num_seqs = params.max_num_seqs
+        self.max_model_len = params.max_model_len or int(
+            getattr(model.config.get_text_config(decoder=True), "max_position_embeddings", 2048)
+        )
+        self.eos_ids = _eos_ids(model, self.tokenizer)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
+        memory = params.kvcache_mem_gpu if self.device.type == "cuda" else params.kvcache_mem_cpu
+        per_block = kv_bytes_per_token(model.config, dtype) * params.block_size
+        self._info = EngineInfo(
+            units=max(1, memory * 1024 * 1024 // per_block),
+            block_size=params.block_size,
+            max_num_seqs=params.max_num_seqs,
+            max_model_len=self.max_model_len,
+            device=str(self.device),
+            tokenizer=str(model_dir),
+        )
+        self.waiting: deque[_Sequence] = deque()
+        self.batch: RaggedBatch[_Sequence] = RaggedBatch()
+        self._prefilled_last = False
+        log.info("model %s loaded on %s (%s), %d units", config.name, self.device, dtype,
+                 self._info.units)  # fmt: skip
+
+    # -- the engine seam -------------------------------------------------------------------
+
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def add(self, request: EngineRequest) -> None:
+        gen = request.request
+        params = gen.params
+        prompt_ids = encode(self.tokenizer, gen)
+        room = self.max_model_len - len(prompt_ids)
+        max_tokens = min(params.max_tokens or 16, max(room, 1))
+        stop_ids = self.eos_ids | set(params.stop_token_ids)
+        sampler = RowSampler(params, prompt_ids, self.device)
+        detok = Detokenizer(self.tokenizer, prompt_ids, params.stop)
+        self.waiting.append(_Sequence(request.job_id, prompt_ids, max_tokens, stop_ids, sampler, detok))
+
+    def abort(self, job_id: str) -> None:
+        self.waiting = deque(s for s in self.waiting if s.job_id != job_id)
+        self.batch.keep([i for i, s in enumerate(self.batch.rows) if s.job_id != job_id])
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.batch.rows)
+
+    def step(self) -> list[StepOutput]:
+        room = self.max_num_seqs - len(self.batch)
+        prefill = self.waiting and room > 0 and (not self.batch.rows or not self._prefilled_last)
+        self._prefilled_last = bool(prefill)
+        with torch.inference_mode():
+            return self._prefill(room) if prefill else self._decode()
+
+    def close(self) -> None:
+        self.waiting.clear()
+        self.batch = RaggedBatch()
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _prefill(self, room: int) -> list[StepOutput]:
+        new = [self.waiting.popleft()]
+        longest = len(new[0].prompt_ids)
+        while self.waiting and len(new) < room:
+            longest = max(longest, len(self.waiting[0].prompt_ids))
+            if longest * (len(new) + 1) > _PREFILL_TOKENS:
+                break
+            new.append(self.waiting.popleft())
+        ids = torch.full((len(new), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(new), longest), dtype=torch.long)
+        for row, seq in enumerate(new):  # pad left: decoder-only models continue from the right
+            ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids)
+            mask[row, longest - len(seq.prompt_ids) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        try:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                             cache=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+        except torch.OutOfMemoryError as exc:
+            return self._out_of_memory(new, exc)
+        outputs, keep = self._advance(new, self._draw(new, out.logits[:, -1, :]))
+        joining: RaggedBatch[_Sequence] = RaggedBatch()
+        joining.join(new, cache, mask)
+        joining.keep(keep)
+        if joining.rows:
+            assert joining.cache is not None and joining.mask is not None
+            self.batch.join(joining.rows, joining.cache, joining.mask)
+        return outputs
+
+    def _decode(self) -> list[StepOutput]:
+        rows = self.batch.rows
+        ids = torch.tensor([[s.output_ids[-1]] for s in rows], device=self.device)
+        positions = torch.tensor([[s.position] for s in rows], device=self.device)
+        mask = self.batch.grow()
+        try:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                             cache=self.batch.cache, use_cache=True)  # fmt: skip
+        except torch.OutOfMemoryError as exc:
+            self.batch = RaggedBatch()
+            return self._out_of_memory(rows, exc)
+        outputs, keep = self._advance(rows, self._draw(rows, out.logits[:, -1, :]))
+        self.batch.keep(keep)
+        return outputs
+
+    def _draw(self, rows: list[_Sequence], logits: torch.Tensor) -> list[Draw]:
+        return sample([s.sampler for s in rows], logits, self.tokenizer.decode)
+
+    def _advance(self, rows: list[_Sequence], draws: list[Draw]) -> tuple[list[StepOutput], list[int]]:
+        """Append each row's token; returns the outputs and the rows that go on."""
+        outputs, keep = [], []
+        for index, (seq, draw) in enumerate(zip(rows, draws, strict=True)):
+            token = draw.token_id
+            seq.output_ids.append(token)
+            seq.sampler.observe(token)
+            finish: str | None = None
+            if token in seq.stop_ids:
+                text, finish = seq.detok.flush(), "stop"
+            else:
+                text, stopped = seq.detok.push(token)
+                if stopped:
+                    finish = "stop"
+                elif len(seq.output_ids) >= seq.max_tokens:
+                    text, finish = text + seq.detok.flush(), "length"
+            logprobs = None if draw.logprob is None else (draw.logprob,)
+            outputs.append(StepOutput(seq.job_id, text, (token,), finish, logprobs=logprobs))
+            if finish is None:
+                keep.append(index)
+        return outputs, keep
+
+    def _out_of_memory(self, rows: list[_Sequence], exc: BaseException) -> list[StepOutput]:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        message = f"out of memory on {self.device} in this step ({exc}); retry with fewer tokens"
+        log.error("model step failed: %s", message)
+        return [StepOutput(s.job_id, finish_reason="error", error=message) for s in rows]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids

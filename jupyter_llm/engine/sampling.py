@@ -1,0 +1,122 @@
+"""Per-request sampling over a batch of next-token logits.
+
+Each row keeps its own parameters and its own ``torch.Generator``, so a seeded request draws
+the same tokens whatever else shares the batch. Order of operations (as in vLLM and HF):
+penalties, then temperature (0: greedy), then top-k, top-p and min-p filters, then a draw.
+Log-probabilities, when asked, are those of the model's raw distribution.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from ..types import Logprob, SamplingParams
+
+__all__ = ["RowSampler", "sample"]
+
+
+@dataclass(slots=True)
+class Draw:
+    token_id: int
+    logprob: Logprob | None
+
+
+class RowSampler:
+    """One sequence's sampling state: its parameters, generator and token counts."""
+
+    def __init__(self, params: SamplingParams, prompt_ids: list[int], device: torch.device) -> None:
+        self.params = params
+        self.greedy = not params.temperature  # None was resolved by the pool; 0 is greedy
+        seed = params.seed if params.seed is not None else random.getrandbits(63)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self._seen = set(prompt_ids)  # for repetition_penalty: prompt and output (HF's rule)
+        self._counts: dict[int, int] = {}  # output only: presence / frequency (OpenAI's rule)
+
+    @property
+    def plain(self) -> bool:
+        """True when nothing but argmax is needed: batched together."""
+        p = self.params
+        return (
+            self.greedy
+            and not p.logprobs
+            and p.repetition_penalty == 1.0
+            and not p.presence_penalty
+            and not p.frequency_penalty
+        )
+
+    def observe(self, token_id: int) -> None:
+        self._seen.add(token_id)
+        self._counts[token_id] = self._counts.get(token_id, 0) + 1
+
+    def draw(self, logits: torch.Tensor, decode: object) -> Draw:
+        p = self.params
+        raw = logits
+        logits = self._penalized(logits.float())
+        if self.greedy:
+            token = int(torch.argmax(logits))
+        else:
+            logits = logits / float(p.temperature or 1.0)
+            logits = _filter(logits, p.top_k, p.top_p, p.min_p)
+            probs = torch.softmax(logits, dim=-1)
+            token = int(torch.multinomial(probs, 1, generator=self.generator))
+        return Draw(token, _logprob(raw, token, p.top_logprobs, decode) if p.logprobs else None)
+
+    def _penalized(self, logits: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        if p.repetition_penalty != 1.0 and self._seen:
+            logits = logits.clone()
+            index = torch.tensor(sorted(self._seen), device=logits.device)
+            scores = logits[index]
+            logits[index] = torch.where(
+                scores < 0, scores * p.repetition_penalty, scores / p.repetition_penalty
+            )
+        if (p.presence_penalty or p.frequency_penalty) and self._counts:
+            logits = logits.clone()
+            index = torch.tensor(list(self._counts), device=logits.device)
+            counts = torch.tensor(list(self._counts.values()), dtype=logits.dtype, device=logits.device)
+            logits[index] -= p.presence_penalty + p.frequency_penalty * counts
+        return logits
+
+
+def _filter(logits: torch.Tensor, top_k: int, top_p: float, min_p: float) -> torch.Tensor:
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the first over p
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
+    if min_p > 0.0:
+        probs = torch.softmax(logits, dim=-1)
+        logits = logits.masked_fill(probs < min_p * probs.max(), float("-inf"))
+    return logits
+
+
+def _logprob(raw: torch.Tensor, token: int, top: int, decode: object) -> Logprob:
+    logprobs = torch.log_softmax(raw.float(), dim=-1)
+    assert callable(decode)
+    alternatives: tuple[tuple[str, int, float], ...] = ()
+    if top:
+        values, ids = torch.topk(logprobs, top)
+        alternatives = tuple(
+            (decode([int(i)]), int(i), float(v)) for v, i in zip(values, ids, strict=True)
+        )
+    return Logprob(decode([token]), token, float(logprobs[token]), alternatives)
+
+
+def sample(samplers: list[RowSampler], logits: torch.Tensor, decode: object) -> list[Draw]:
+    """One draw per row of ``logits`` ([rows, vocab]); plain greedy rows share one argmax."""
+    draws: list[Draw | None] = [None] * len(samplers)
+    plain = [i for i, s in enumerate(samplers) if s.plain]
+    if plain:
+        tokens = torch.argmax(logits[plain], dim=-1).tolist()
+        for i, token in zip(plain, tokens, strict=True):
+            draws[i] = Draw(int(token), None)
+    for i, sampler in enumerate(samplers):
+        if draws[i] is None:
+            draws[i] = sampler.draw(logits[i], decode)
+    return [d for d in draws if d is not None]

@@ -1,0 +1,43 @@
+"""The transformers engine's spec: plain data that pickles into a worker, where it loads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..config import ModelConfig
+from ..types import EngineInfo
+from .base import TokenCounter
+
+if TYPE_CHECKING:
+    from .runner import TransformersEngine
+
+__all__ = ["TransformersSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransformersSpec:
+    config: ModelConfig
+    threads: int  # torch threads per worker (intra-op), sized from the cores and the workers
+
+    @classmethod
+    def for_model(cls, config: ModelConfig) -> TransformersSpec:
+        workers = config.parking_lot.pool.worker_threads
+        return cls(config, threads=max(1, (os.cpu_count() or 1) // workers))
+
+    @property
+    def model(self) -> str:
+        return self.config.name
+
+    def build(self, worker_index: int) -> TransformersEngine:
+        from .runner import TransformersEngine  # torch is imported here, in the worker
+
+        return TransformersEngine(self.config, worker_index, self.threads)
+
+    def counter(self, info: EngineInfo) -> TokenCounter:
+        from .prompt import token_counter
+
+        if info.tokenizer is None:
+            raise RuntimeError(f"model {self.model!r}: the worker reported no tokenizer")
+        return token_counter(info.tokenizer)
