@@ -37,11 +37,10 @@ class RaggedBatch(Generic[R]):
             self.rows, self.cache, self.mask = list(rows), cache, mask
             return
         width = max(self.mask.shape[1], mask.shape[1])
-        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
-            _check_layer(mine)
-            _check_layer(theirs)
-            mine.keys = torch.cat([_pad_left(mine.keys, width), _pad_left(theirs.keys, width)])
-            mine.values = torch.cat([_pad_left(mine.values, width), _pad_left(theirs.values, width)])
+        for mine, theirs in zip(_layers(self.cache), _layers(cache), strict=True):
+            (my_keys, my_values), (their_keys, their_values) = _kv(mine), _kv(theirs)
+            mine.keys = torch.cat([_pad_left(my_keys, width), _pad_left(their_keys, width)])
+            mine.values = torch.cat([_pad_left(my_values, width), _pad_left(their_values, width)])
         self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(mask, width)])
         self.rows.extend(rows)
 
@@ -56,9 +55,10 @@ class RaggedBatch(Generic[R]):
         index = torch.tensor(keep, device=self.mask.device)
         mask = self.mask[index]
         start = int(mask.any(dim=0).int().argmax())  # first column any row still uses
-        for layer in self.cache.layers:
-            layer.keys = layer.keys[index, :, start:, :]
-            layer.values = layer.values[index, :, start:, :]
+        for layer in _layers(self.cache):
+            keys, values = _kv(layer)
+            layer.keys = keys[index, :, start:, :]
+            layer.values = values[index, :, start:, :]
         self.mask = mask[:, start:]
         self.rows = [self.rows[i] for i in keep]
 
@@ -79,8 +79,17 @@ def _pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     return mask if missing == 0 else F.pad(mask, (missing, 0), value=0)
 
 
-def _check_layer(layer: object) -> None:
-    if type(layer) is not DynamicLayer:
-        raise NotImplementedError(
-            f"the batched engine handles full-attention caches only, not {type(layer).__name__}"
-        )
+def _kv(layer: DynamicLayer) -> tuple[torch.Tensor, torch.Tensor]:
+    assert layer.keys is not None and layer.values is not None  # _layers checked
+    return layer.keys, layer.values
+
+
+def _layers(cache: DynamicCache) -> list[DynamicLayer]:
+    layers = []
+    for layer in cache.layers:
+        if type(layer) is not DynamicLayer or layer.keys is None or layer.values is None:
+            raise NotImplementedError(
+                f"the batched engine handles full-attention caches only, not {type(layer).__name__}"
+            )
+        layers.append(layer)
+    return layers

@@ -38,10 +38,17 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 class _Sequence:
-    __slots__ = ("job_id", "prompt_ids", "output_ids", "max_tokens", "stop_ids", "sampler", "detok")
+    __slots__ = ("detok", "job_id", "max_tokens", "output_ids", "prompt_ids", "sampler", "stop_ids")
 
-    def __init__(self, job_id: str, prompt_ids: list[int], max_tokens: int, stop_ids: set[int],
-                 sampler: RowSampler, detok: Detokenizer) -> None:  # fmt: skip
+    def __init__(
+        self,
+        job_id: str,
+        prompt_ids: list[int],
+        max_tokens: int,
+        stop_ids: set[int],
+        sampler: RowSampler,
+        detok: Detokenizer,
+    ) -> None:
         self.job_id = job_id
         self.prompt_ids = prompt_ids
         self.output_ids: list[int] = []
@@ -96,7 +103,7 @@ class TransformersEngine:
         dtype = resolve_dtype(params.dtype, self.device)
         model_dir = resolve_model_dir(config)
         self.tokenizer = load_tokenizer(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model = model.to(self.device).eval()
         self.max_num_seqs = params.max_num_seqs
         self.max_model_len = params.max_model_len or int(
@@ -118,8 +125,13 @@ class TransformersEngine:
         self.waiting: deque[_Sequence] = deque()
         self.batch: RaggedBatch[_Sequence] = RaggedBatch()
         self._prefilled_last = False
-        log.info("model %s loaded on %s (%s), %d units", config.name, self.device, dtype,
-                 self._info.units)  # fmt: skip
+        log.info(
+            "model %s loaded on %s (%s), %d units",
+            config.name,
+            self.device,
+            dtype,
+            self._info.units,
+        )
 
     # -- the engine seam -------------------------------------------------------------------
 
@@ -135,7 +147,9 @@ class TransformersEngine:
         stop_ids = self.eos_ids | set(params.stop_token_ids)
         sampler = RowSampler(params, prompt_ids, self.device)
         detok = Detokenizer(self.tokenizer, prompt_ids, params.stop)
-        self.waiting.append(_Sequence(request.job_id, prompt_ids, max_tokens, stop_ids, sampler, detok))
+        self.waiting.append(
+            _Sequence(request.job_id, prompt_ids, max_tokens, stop_ids, sampler, detok)
+        )
 
     def abort(self, job_id: str) -> None:
         self.waiting = deque(s for s in self.waiting if s.job_id != job_id)
@@ -174,8 +188,14 @@ class TransformersEngine:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         try:
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                             cache=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
         except torch.OutOfMemoryError as exc:
             return self._out_of_memory(new, exc)
         outputs, keep = self._advance(new, self._draw(new, out.logits[:, -1, :]))
@@ -193,8 +213,13 @@ class TransformersEngine:
         positions = torch.tensor([[s.position] for s in rows], device=self.device)
         mask = self.batch.grow()
         try:
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                             cache=self.batch.cache, use_cache=True)  # fmt: skip
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                cache=self.batch.cache,
+                use_cache=True,
+            )
         except torch.OutOfMemoryError as exc:
             self.batch = RaggedBatch()
             return self._out_of_memory(rows, exc)
@@ -205,7 +230,9 @@ class TransformersEngine:
     def _draw(self, rows: list[_Sequence], logits: torch.Tensor) -> list[Draw]:
         return sample([s.sampler for s in rows], logits, self.tokenizer.decode)
 
-    def _advance(self, rows: list[_Sequence], draws: list[Draw]) -> tuple[list[StepOutput], list[int]]:
+    def _advance(
+        self, rows: list[_Sequence], draws: list[Draw]
+    ) -> tuple[list[StepOutput], list[int]]:
         """Append each row's token; returns the outputs and the rows that go on."""
         outputs, keep = [], []
         for index, (seq, draw) in enumerate(zip(rows, draws, strict=True)):

@@ -76,7 +76,9 @@ class RowSampler:
         if (p.presence_penalty or p.frequency_penalty) and self._counts:
             logits = logits.clone()
             index = torch.tensor(list(self._counts), device=logits.device)
-            counts = torch.tensor(list(self._counts.values()), dtype=logits.dtype, device=logits.device)
+            counts = torch.tensor(
+                list(self._counts.values()), dtype=logits.dtype, device=logits.device
+            )
             logits[index] -= p.presence_penalty + p.frequency_penalty * counts
         return logits
 

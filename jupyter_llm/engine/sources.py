@@ -109,7 +109,8 @@ def _convert(gguf: Path, target: Path) -> None:
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model.hf_quantizer = None  # the weights are dequantized: save them as plain tensors
+        # The weights are dequantized by now: save them as plain tensors.
+        setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as a module attribute)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         os.replace(staging, target)  # readers see a whole folder or none

