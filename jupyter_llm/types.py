@@ -98,6 +98,7 @@ class SamplingParams:
     seed: int | None = None
     logprobs: bool = False
     top_logprobs: int = 0
+    ignore_eos: bool = False  # generate past end-of-sequence tokens (benchmarks, as in vLLM)
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None:
@@ -154,6 +155,11 @@ class SamplingParams:
         )
         if self.seed is not None:
             _check(_is_int(self.seed), "seed", f"expected an integer, got {self.seed!r}")
+        _check(
+            isinstance(self.ignore_eos, bool),
+            "ignore_eos",
+            f"expected true or false, got {self.ignore_eos!r}",
+        )
         _check(
             isinstance(self.logprobs, bool),
             "logprobs",

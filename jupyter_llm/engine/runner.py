@@ -144,7 +144,7 @@ class TransformersEngine:
         prompt_ids = encode(self.tokenizer, gen)
         room = self.max_model_len - len(prompt_ids)
         max_tokens = min(params.max_tokens or 16, max(room, 1))
-        stop_ids = self.eos_ids | set(params.stop_token_ids)
+        stop_ids = (set() if params.ignore_eos else self.eos_ids) | set(params.stop_token_ids)
         sampler = RowSampler(params, prompt_ids, self.device)
         detok = Detokenizer(self.tokenizer, prompt_ids, params.stop)
         self.waiting.append(

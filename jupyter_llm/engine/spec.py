@@ -23,8 +23,11 @@ class TransformersSpec:
 
     @classmethod
     def for_model(cls, config: ModelConfig) -> TransformersSpec:
+        # One core stays with the server process: its loop streams every token, and OpenMP
+        # threads that compete with it for a core wait on each other at every layer (measured:
+        # the tiny model streamed 5x slower with 2 torch threads on this 2-core machine).
         workers = config.parking_lot.pool.worker_threads
-        return cls(config, threads=max(1, (os.cpu_count() or 1) // workers))
+        return cls(config, threads=max(1, ((os.cpu_count() or 1) - 1) // workers))
 
     @property
     def model(self) -> str:
