@@ -1,14 +1,15 @@
 """Turning a request into prompt token ids: one function for the worker and the counter.
 
 Admission prices a job by its prompt tokens before any worker sees it, so the server's
-counter and the engine must tokenize identically. Both call ``encode``. Importing
-``transformers``' tokenizer classes does not import torch, so the counter may run in the
+counter and the engine must tokenize identically: both load the tokenizer with
+``load_tokenizer`` and call ``encode``. Neither imports torch, so the counter may run in the
 server process (in a helper thread).
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +20,18 @@ __all__ = ["encode", "load_tokenizer", "token_counter"]
 
 
 def load_tokenizer(model_dir: str) -> Any:
-    from transformers import AutoTokenizer
+    """The model's fast tokenizer (tokenizer.json), with its chat template.
 
-    return AutoTokenizer.from_pretrained(model_dir)
+    Not ``AutoTokenizer``: it reads the model's config through modules that import torch,
+    and this also runs in the server. In transformers 5 every fast tokenizer is this class.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    if not (Path(model_dir) / "tokenizer.json").is_file():
+        raise RuntimeError(
+            f"{model_dir} has no tokenizer.json: jupyter_llm needs a fast (tokenizers) tokenizer"
+        )
+    return PreTrainedTokenizerFast.from_pretrained(model_dir)
 
 
 def encode(tokenizer: Any, request: GenerationRequest) -> list[int]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, DynamicCache
+from transformers.utils import logging as transformers_logging
 
 from ..config import ModelConfig
 from ..types import EngineInfo, EngineRequest, StepOutput
@@ -97,6 +98,9 @@ def kv_bytes_per_token(model_config: Any, dtype: torch.dtype) -> int:
 class TransformersEngine:
     def __init__(self, config: ModelConfig, worker_index: int, threads: int) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
+        # No progress bars in a server's log (tqdm's lock is also a semaphore a worker leaks).
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        transformers_logging.disable_progress_bar()
         torch.set_num_threads(threads)
         params = config.params
         self.device = resolve_device(params.device, worker_index)

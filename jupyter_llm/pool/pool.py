@@ -16,12 +16,10 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from ..config import Config, ModelConfig
 from ..engine import spec_for
@@ -33,29 +31,12 @@ from .lot import ModelLot
 from .mailbox import Mailbox, open_mailbox
 from .observer import PoolObserver
 from .stats import ModelInfo, ModelStats, PoolStats
+from .threads import Helpers
 from .worker import WorkerKind
 
 __all__ = ["Pool"]
 
 log = logging.getLogger("jupyter_llm.pool")
-
-_STACK_LOCK = threading.Lock()
-
-
-class _Helpers(ThreadPoolExecutor):
-    """A thread pool whose threads get ``thread_stack_size``."""
-
-    def __init__(self, max_workers: int, stack_size: int) -> None:
-        super().__init__(max_workers=max_workers, thread_name_prefix="jupyter_llm-helper")
-        self._stack_size = stack_size
-
-    def _adjust_thread_count(self) -> None:
-        with _STACK_LOCK:  # the stack size is process-wide: set it only while we start ours
-            previous = threading.stack_size(self._stack_size)
-            try:
-                super()._adjust_thread_count()
-            finally:
-                threading.stack_size(previous)
 
 
 class Pool:
@@ -87,7 +68,7 @@ class Pool:
         self._finished: deque[str] = deque()
         self._lots: dict[str, ModelLot] = {}
         self._mailbox: Mailbox | None = None
-        self._executor: _Helpers | None = None
+        self._executor: Helpers | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._state = "new"
 
@@ -99,7 +80,7 @@ class Pool:
         self._state = "starting"
         loop = asyncio.get_running_loop()
         settings = self.config.parking_lot
-        self._executor = _Helpers(
+        self._executor = Helpers(
             settings.pool.max_blocking_threads, settings.pool.thread_stack_size
         )
         settings_mailbox = settings.mailbox

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -29,28 +30,16 @@ from typing import Any, Literal
 
 from ..engine.base import EngineSpec
 from ..types import StepOutput
+from .threads import start_thread
 
-__all__ = ["WorkerHandle", "WorkerKind", "start_thread", "worker_main"]
+__all__ = ["WorkerHandle", "WorkerKind", "worker_main"]
 
 log = logging.getLogger("jupyter_llm.pool")
 
 WorkerKind = Literal["process", "thread"]
 Message = tuple[Any, ...]
 
-_BURST = 256  # messages folded into one loop callback at most
-_STACK_LOCK = threading.Lock()
-
-
-def start_thread(target: Callable[[], None], name: str, stack_size: int = 0) -> threading.Thread:
-    """Start a daemon thread with the configured stack size (0: the platform's default)."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    with _STACK_LOCK:  # the stack size is process-wide state: set it only around our start
-        previous = threading.stack_size(stack_size)
-        try:
-            thread.start()
-        finally:
-            threading.stack_size(previous)
-    return thread
+_BURST = 256  # outputs folded into one loop callback at most: bounds the loop's time in it
 
 
 def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
@@ -92,6 +81,20 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
     finally:
         engine.close()
         conn.close()
+
+
+def _size(message: Message) -> int:
+    return len(message[1]) if message[0] == "out" else 1
+
+
+def _process_main(conn: Connection, spec: EngineSpec, index: int) -> None:
+    """A spawned worker's entry point: ends without interpreter teardown."""
+    worker_main(conn, spec, index)
+    # Tearing down torch and transformers takes seconds and there is nothing left to save:
+    # a stopped worker's exit should not hold up the server's shutdown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _apply_commands(conn: Connection, engine: Any, active: set[str]) -> bool:
@@ -142,6 +145,10 @@ class WorkerHandle:
         self._conn: Connection | None = None
         self._process: Any = None  # multiprocessing.Process under the spawn context
         self._threads: list[threading.Thread] = []
+        # multiprocessing.Process may not be joined from two threads at once (both would
+        # waitpid; the loser thinks a dead worker is alive): the reader and stop() take turns.
+        self._reap_lock = threading.Lock()
+        self._exitcode: int | None = None
 
     @property
     def name(self) -> str:
@@ -149,7 +156,8 @@ class WorkerHandle:
 
     @property
     def exitcode(self) -> int | None:
-        return None if self._process is None else self._process.exitcode
+        """The worker process's exit code once it has been reaped (None for a thread)."""
+        return self._exitcode
 
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -157,7 +165,10 @@ class WorkerHandle:
         self._conn = conn
         if self.kind == "process":
             self._process = context.Process(
-                target=worker_main, args=(child, self.spec, self.index), name=self.name, daemon=True
+                target=_process_main,
+                args=(child, self.spec, self.index),
+                name=self.name,
+                daemon=True,
             )
             self._process.start()
             self.pid = self._process.pid
@@ -182,14 +193,18 @@ class WorkerHandle:
         self._outbox.put(("stop",))
         self._outbox.put(None)
         if self._process is not None and self.pid is not None:
-            self._process.join(timeout)
-            if self._process.is_alive():
-                log.warning("worker %s did not stop in %.0f s; terminating it", self.name, timeout)
-                self._process.terminate()
-                self._process.join(2)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
+            with self._reap_lock:
+                self._process.join(timeout)
+                if self._process.is_alive():
+                    log.warning(
+                        "worker %s did not stop in %.0f s; terminating it", self.name, timeout
+                    )
+                    self._process.terminate()
+                    self._process.join(2)
+                if self._process.is_alive():
+                    self._process.kill()
+                    self._process.join()
+                self._exitcode = self._process.exitcode
         for thread in self._threads:
             thread.join(timeout)
         if self._conn is not None:
@@ -201,13 +216,17 @@ class WorkerHandle:
         try:
             while True:
                 batch = [conn.recv()]
-                while len(batch) < _BURST and conn.poll(0):
+                size = _size(batch[0])
+                while size < _BURST and conn.poll(0):
                     batch.append(conn.recv())
+                    size += _size(batch[-1])
                 self._post(self._on_messages, self, batch)
         except (EOFError, OSError):
             pass
         if self._process is not None:
-            self._process.join(1)  # so that the exit code is known when the pool reports it
+            with self._reap_lock:  # so that the exit code is known when the pool reports it
+                self._process.join(1)
+                self._exitcode = self._process.exitcode
         self._outbox.put(None)
         self._post(self._on_exit, self)
 

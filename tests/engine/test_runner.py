@@ -189,3 +189,54 @@ def test_units_follow_the_cache_memory_and_kv_size(tiny_model_dir):
     # 2 layers x 2 kv heads x 16 head dim x 2 (k, v) x 4 bytes = 512 bytes a token
     assert engine.info().units == 1024 * 1024 // (512 * 16)
     assert engine.info().tokenizer == str(tiny_model_dir)
+
+
+def test_out_of_memory_in_a_step_fails_its_jobs_and_the_engine_goes_on(tiny_model_dir):
+    engine = engine_for(tiny_model_dir)
+    engine.add(EngineRequest("a", greedy("The quick brown fox", 20), 0))
+    engine.step()  # a is prefilled and running
+    engine.add(EngineRequest("b", greedy("Jupyter kernels execute", 20), 0))
+
+    def out_of_memory(module, args, kwargs):
+        hook.remove()  # once: the device recovers after the step is dropped
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    hook = engine.model.register_forward_pre_hook(out_of_memory, with_kwargs=True)
+    (failed,) = engine.step()  # the decode step for a
+    assert failed.job_id == "a" and failed.finish_reason == "error"
+    assert "out of memory on cpu in this step" in failed.error and "2.00 GiB" in failed.error
+    assert len(engine.batch) == 0  # a's cache is gone, its units with it
+    tokens = []
+    while engine.has_work():  # b, still waiting, runs as if nothing happened
+        for out in engine.step():
+            assert out.job_id == "b"
+            tokens += out.token_ids
+    assert tokens == reference(tiny_model_dir, "Jupyter kernels execute", 20)
+
+
+@pytest.mark.gpu
+def test_staggered_greedy_equals_generate_on_cuda(tiny_model_dir):
+    engine = engine_for(tiny_model_dir, device="cuda", max_num_seqs=8)
+    assert engine.device.type == "cuda"
+    requests = {f"job{i}": greedy(p, 24) for i, p in enumerate(PROMPTS)}
+    tokens, _, _ = run(engine, requests)
+    for i, prompt in enumerate(PROMPTS):
+        assert tokens[f"job{i}"] == reference(tiny_model_dir, prompt, 24)
+
+
+@pytest.mark.gpu
+def test_a_real_cuda_out_of_memory_fails_the_step_not_the_worker(tiny_model_dir):
+    engine = engine_for(tiny_model_dir, device="cuda")
+    free, _ = torch.cuda.mem_get_info(engine.device)
+    hog = torch.empty(int(free * 0.98), dtype=torch.uint8, device=engine.device)
+    long_prompt = " ".join(["Tokens stream into the cell."] * 300)
+    for i in range(8):
+        engine.add(EngineRequest(f"big{i}", greedy(long_prompt, 8), 0))
+    outputs = engine.step()
+    assert outputs and all(
+        o.finish_reason == "error" and "out of memory" in o.error for o in outputs
+    )
+    del hog
+    torch.cuda.empty_cache()
+    tokens, _, finish = run(engine, {"after": greedy("The quick brown fox", 8)})
+    assert finish["after"] == "length" and len(tokens["after"]) == 8
