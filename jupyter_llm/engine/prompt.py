@@ -9,8 +9,8 @@ server process (in a helper thread).
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequest

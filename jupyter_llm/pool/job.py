@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 
 from ..types import (
     GenerationRequest,
@@ -22,8 +23,11 @@ __all__ = ["Job"]
 class Job:
     """Owned by the pool's event loop; nothing else touches it.
 
-    The event log is append-only and kept whole, so a consumer can attach late, resume from
-    any index, and read at its own pace without ever holding up the worker.
+    The event log is append-only while the job runs, so a consumer can attach late, resume
+    from any index, and read at its own pace without ever holding up the worker. When the job
+    ends, the log is compacted into a few flat arrays (``replay`` serves it from there): a
+    thousand finished jobs would otherwise keep hundreds of thousands of event objects
+    alive, and every full garbage collection would walk them on the server's loop.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class Job:
         self.expiry: asyncio.TimerHandle | None = None
         self._chunks: list[str] = []
         self._changed: asyncio.Future[None] | None = None
+        self._compacted: _Compacted | None = None
+        self.readers = 0  # consumers iterating the live log right now
 
     @property
     def model(self) -> str:
@@ -117,6 +123,33 @@ class Job:
         self._emit(
             TokenEvent(self.id, len(self.events), status, finish_reason=finish_reason, error=error)
         )
+        self.compact()
+
+    def compact(self) -> None:
+        """Fold a finished job's log into flat arrays, once no consumer is reading it live
+        (they see every event as it was) and unless it carries logprobs (kept whole)."""
+        if (
+            self.status.terminal
+            and self.readers == 0
+            and self._compacted is None
+            and all(event.logprobs is None for event in self.events)
+        ):
+            self._compacted = _Compacted(self.events, self.text)
+            self.events = []
+
+    @property
+    def compacted(self) -> bool:
+        return self._compacted is not None
+
+    @property
+    def event_count(self) -> int:
+        return self._compacted.count if self._compacted is not None else len(self.events)
+
+    def replay(self, after: int) -> list[TokenEvent]:
+        """A finished, compacted job's events after index ``after``: its remaining text and
+        tokens as one event (the index of the last token event), then the terminal event."""
+        assert self._compacted is not None
+        return self._compacted.replay(self.id, after)
 
     def _emit(self, event: TokenEvent) -> None:
         self.events.append(event)
@@ -129,3 +162,37 @@ class Job:
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._changed)
+
+
+class _Compacted:
+    """A finished job's events as flat arrays: what ``Job.replay`` needs, nothing more."""
+
+    __slots__ = ("count", "terminal", "text", "text_at", "token_at", "tokens")
+
+    def __init__(self, events: list[TokenEvent], text: str) -> None:
+        self.count = len(events)
+        self.terminal = events[-1]
+        self.text = text
+        self.text_at = array("q")  # text offset where event i begins
+        self.token_at = array("q")
+        self.tokens = array("q")
+        offset = 0
+        for event in events:
+            self.text_at.append(offset)
+            self.token_at.append(len(self.tokens))
+            offset += len(event.text)
+            self.tokens.extend(event.token_ids)
+
+    def replay(self, job_id: str, after: int) -> list[TokenEvent]:
+        start = max(after + 1, 0)
+        if start >= self.count:
+            return []
+        events = []
+        last = self.count - 2  # the last event before the terminal one
+        if start <= last:
+            text = self.text[self.text_at[start] :]
+            tokens = tuple(self.tokens[self.token_at[start] :])
+            if text or tokens:
+                events.append(TokenEvent(job_id, last, JobStatus.RUNNING, text, tokens))
+        events.append(self.terminal)
+        return events

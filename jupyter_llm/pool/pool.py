@@ -239,16 +239,26 @@ class Pool:
             )
             return
         index = after + 1
-        while True:
-            while index < len(job.events):
-                event = job.events[index]
-                index += 1
-                yield event
-                if event.terminal:
+        job.readers += 1
+        try:
+            while True:
+                if job.compacted:  # it ended before we came: serve the rest at once
+                    for event in job.replay(index - 1):
+                        yield event
                     return
-            if job.status.terminal:  # resumed past the terminal event: nothing more comes
-                return
-            await job.changed()
+                if index < len(job.events):
+                    event = job.events[index]
+                    index += 1
+                    yield event
+                    if event.terminal:
+                        return
+                    continue
+                if job.status.terminal:
+                    return
+                await job.changed()
+        finally:
+            job.readers -= 1
+            job.compact()
 
     async def wait(self, job_id: str) -> JobRecord:
         """Wait until the job ends; returns its final record."""
@@ -308,4 +318,4 @@ class Pool:
 
 
 def _last_index(job: Job | None) -> int:
-    return -1 if job is None else len(job.events) - 1 if job.status.terminal else -1
+    return -1 if job is None or not job.status.terminal else job.event_count - 1

@@ -187,11 +187,15 @@ async def test_cancel_a_running_job_gives_its_units_back_within_a_step(make_pool
 async def test_a_late_consumer_replays_and_resumes_from_an_index(make_pool):
     pool = await make_pool()
     job = await pool.submit(request("a b c", max_tokens=6))
-    await pool.wait(job.id)
-    events = [e async for e in pool.events(job.id)]
-    assert "".join(e.text for e in events) == fake_text(request("a b c"), 6)
-    resumed = [e async for e in pool.events(job.id, after=3)]
-    assert resumed == events[4:]
+    live = [e async for e in pool.events(job.id)]
+    assert "".join(e.text for e in live) == fake_text(request("a b c"), 6)
+    late = [e async for e in pool.events(job.id)]  # finished: compacted, replayed at once
+    assert "".join(e.text for e in late) == "".join(e.text for e in live)
+    assert late[-1] == live[-1]
+    resumed = [e async for e in pool.events(job.id, after=3)]  # Last-Event-ID: 3
+    assert "".join(e.text for e in resumed) == "".join(e.text for e in live[4:])
+    assert [e.index for e in resumed] == [live[-2].index, live[-1].index]
+    assert [e async for e in pool.events(job.id, after=live[-1].index)] == []
 
 
 async def test_a_slow_consumer_never_holds_up_the_worker(make_pool):
