@@ -49,3 +49,16 @@ async def make_pool() -> AsyncIterator[PoolFactory]:
     yield build
     for pool in pools:
         await pool.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip gpu-marked tests where there is no CUDA device (torch imported only if needed)."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in gpu_items:
+            item.add_marker(skip)
