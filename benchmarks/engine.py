@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_llm.config import DEFAULT_CONFIG, ModelConfig, load_config, parse_config
+from jupyter_llm.engine.spec import TransformersSpec
 from jupyter_llm.pool import Pool
 from jupyter_llm.types import GenerationRequest, SamplingParams
 
@@ -78,7 +79,8 @@ class Raw:
         from jupyter_llm.engine.prompt import load_tokenizer
         from jupyter_llm.engine.sources import resolve_model_dir
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        # The same torch threads as a pool worker gets, so both sides run the same kernels.
+        torch.set_num_threads(TransformersSpec.for_model(config).threads)
         folder = resolve_model_dir(config)
         self.torch = torch
         self.tokenizer = load_tokenizer(str(folder))
