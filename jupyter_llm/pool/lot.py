@@ -1,4 +1,6 @@
-"""One model's share of the pool: its workers, its ledger of units and its waiting line.
+"""One model's share of the pool: its ledger of units, its waiting line and its jobs.
+
+Its workers are kept alive by a ``Supervisor``, which reports to the lot what they say.
 
 Everything here runs on the pool's event loop, which owns all state: worker threads only
 post callbacks (``call_soon_threadsafe``), and blocking chores (spawning or joining a
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -22,15 +23,13 @@ from .admission import UnitLedger, job_cost
 from .job import Job
 from .observer import PoolObserver
 from .queue import JobQueue
-from .stats import ModelInfo, ModelStats, WorkerInfo
-from .worker import Message, WorkerHandle, WorkerKind
+from .stats import ModelInfo, ModelStats
+from .supervisor import Supervisor
+from .worker import WorkerKind
 
 __all__ = ["ModelLot"]
 
 log = logging.getLogger("jupyter_llm.pool")
-
-_RESTART_WINDOW = 60.0  # seconds in which crashes count towards the restart backoff
-_MAX_BACKOFF = 30.0
 
 
 class ModelLot:
@@ -68,10 +67,8 @@ class ModelLot:
         self.closing = False
         self._pricing = 0
         self._pricing_task: asyncio.Task[None] | None = None
-        self._workers: dict[int, WorkerHandle] = {}
-        self._worker_state: dict[int, str] = {}
-        self._crashes: list[float] = []
-        self._restarts: dict[int, asyncio.TimerHandle] = {}
+        self._crew: Supervisor | None = None
+        self._dirty = False  # units came free or a worker joined: try the queue again
         self._counts = dict.fromkeys(("completed", "failed", "cancelled", "expired", "rejected"), 0)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -80,8 +77,16 @@ class ModelLot:
         if isinstance(self._spec, LLMError):
             self._fail_model(str(self._spec))
             return
-        for index in range(self._n_workers):
-            self._spawn(index)
+        self._crew = Supervisor(
+            self._spec,
+            self._n_workers,
+            kind=self._kind,
+            loop=self._loop,
+            executor=self._executor,
+            stack_size=self._stack_size,
+            events=self,
+        )
+        self._crew.start()
 
     async def stop(self, drain_secs: float, keep_unfinished: bool) -> None:
         """Stop taking work, let running jobs finish for ``drain_secs``, then stop workers.
@@ -90,8 +95,6 @@ class ModelLot:
         mailbox record as it is, to run again after a restart; otherwise they are cancelled.
         """
         self.closing = True
-        for timer in self._restarts.values():
-            timer.cancel()
         for job in [*self.pending.values(), *self.queue]:
             self._drop_waiting(job)
             self._end_unfinished(job, keep_unfinished, "before this job ran")
@@ -100,9 +103,8 @@ class ModelLot:
             await asyncio.sleep(0.02)
         for job in self._live_running():
             self._end_unfinished(job, keep_unfinished, "while this job ran")
-        handles = list(self._workers.values())
-        self._workers.clear()
-        await asyncio.gather(*(self._loop.run_in_executor(self._executor, h.stop) for h in handles))
+        if self._crew is not None:
+            await self._crew.stop()
 
     def _end_unfinished(self, job: Job, keep: bool, when: str) -> None:
         if keep:  # tell consumers, but leave the mailbox record for the restart
@@ -123,10 +125,12 @@ class ModelLot:
     def job_limit(self) -> int:
         """The most units one job may cost: one worker's share of max_units, or its cache."""
         assert self.info is not None
-        units = self.info.units
-        if self._limits.max_units is not None:
-            units = min(units, max(1, self._limits.max_units // self._n_workers))
-        return units
+        return self._share(self.info.units)
+
+    def _share(self, cache_units: int) -> int:
+        if self._limits.max_units is None:
+            return cache_units
+        return min(cache_units, max(1, self._limits.max_units // self._n_workers))
 
     async def admit(self, job: Job, accepted: Callable[[Job], None]) -> None:
         """Price and queue a new job, calling ``accepted`` once it is in.
@@ -228,7 +232,8 @@ class ModelLot:
         job.start(worker)
         assert job.started_at is not None
         self._observer.job_started(self.name, job.started_at - job.created_at)
-        self._workers[worker].send(("add", EngineRequest(job.id, request, job.prompt_tokens)))
+        assert self._crew is not None
+        self._crew.send(worker, ("add", EngineRequest(job.id, request, job.prompt_tokens)))
         self._persist(job)
         return True
 
@@ -237,7 +242,8 @@ class ModelLot:
             self._finish(job, JobStatus.CANCELLED, "cancelled")
         elif job.status is JobStatus.RUNNING and job.worker is not None:
             self._finish(job, JobStatus.CANCELLED, "cancelled")
-            self._workers[job.worker].send(("abort", job.id))  # units come back on its answer
+            assert self._crew is not None
+            self._crew.send(job.worker, ("abort", job.id))  # units come back on its answer
 
     def _finish(
         self, job: Job, status: JobStatus, reason: str | None, error: str | None = None
@@ -249,49 +255,18 @@ class ModelLot:
         self._observer.job_finished(self.name, status, job.completion_tokens)
         self._persist(job)
 
-    # -- worker events ---------------------------------------------------------------------
+    # -- what the workers say (WorkerEvents, called by the supervisor) ----------------------
 
-    def _spawn(self, index: int) -> None:
-        assert not isinstance(self._spec, LLMError)
-        handle = WorkerHandle(
-            self._spec,
-            index,
-            self._kind,
-            self._loop,
-            self._on_messages,
-            self._on_exit,
-            self._stack_size,
-        )
-        self._workers[index] = handle
-        self._worker_state[index] = "starting"
-        future = self._loop.run_in_executor(self._executor, handle.start)
-        future.add_done_callback(lambda f: self._on_start(handle, f))
+    def worker_ready(self, index: int, info: EngineInfo) -> None:
+        self.ledger.open(index, self._share(info.units), info.max_num_seqs)
+        self._dirty = True
+        if self.info is None:
+            self.info = info
+            self._loop.run_in_executor(self._executor, self._spec_counter, info).add_done_callback(
+                self._on_counter
+            )
 
-    def _on_start(self, handle: WorkerHandle, future: asyncio.Future[None]) -> None:
-        error = future.exception()
-        if error is not None and self._current(handle):
-            self._on_load_error(handle, f"the worker could not start: {error}")
-
-    def _current(self, handle: WorkerHandle) -> bool:
-        return self._workers.get(handle.index) is handle
-
-    def _on_messages(self, handle: WorkerHandle, batch: list[Message]) -> None:
-        if not self._current(handle):
-            return
-        changed = False
-        for message in batch:
-            if message[0] == "out":
-                changed = self._on_outputs(message[1]) or changed
-            elif message[0] == "ready":
-                self._on_ready(handle, message[1])
-                changed = True
-            elif message[0] == "load_error":
-                self._on_load_error(handle, message[1])
-        if changed:
-            self.schedule()
-
-    def _on_outputs(self, outputs: list[StepOutput]) -> bool:
-        freed = False
+    def worker_outputs(self, index: int, outputs: list[StepOutput]) -> None:
         for out in outputs:
             job = self.running.get(out.job_id)
             if job is None:
@@ -301,14 +276,36 @@ class ModelLot:
             if out.finish_reason is None:
                 continue
             self._release(job)
-            freed = True
+            self._dirty = True
             if out.finish_reason == "error":
                 self._finish(job, JobStatus.FAILED, "error", out.error or "the engine failed")
             elif out.finish_reason == "cancelled":
                 self._finish(job, JobStatus.CANCELLED, "cancelled")
             else:
                 self._finish(job, JobStatus.COMPLETED, out.finish_reason)
-        return freed
+
+    def worker_failed(self, index: int, reason: str, all_failed: bool) -> None:
+        self.error = reason
+        if all_failed:
+            self._fail_model(reason)
+
+    def worker_lost(self, index: int, exitcode: int | None) -> None:
+        self.ledger.close(index)
+        self._dirty = True
+        for job in [job for job in self.running.values() if job.worker == index]:
+            self._release(job)
+            self._finish(
+                job,
+                JobStatus.FAILED,
+                "error",
+                f"the worker process running this job died (exit code {exitcode}); "
+                "it has been restarted, submit the job again",
+            )
+
+    def workers_settled(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.schedule()
 
     def _add_tokens(self, job: Job, out: StepOutput) -> None:
         previous = job.last_token_at
@@ -329,18 +326,6 @@ class ModelLot:
             self.ledger.release(job.worker, job.cost)
             job.worker = None
 
-    def _on_ready(self, handle: WorkerHandle, info: EngineInfo) -> None:
-        units = info.units
-        if self._limits.max_units is not None:
-            units = min(units, max(1, self._limits.max_units // self._n_workers))
-        self.ledger.open(handle.index, units, info.max_num_seqs)
-        self._worker_state[handle.index] = "ready"
-        if self.info is None:
-            self.info = info
-            self._loop.run_in_executor(self._executor, self._spec_counter, info).add_done_callback(
-                self._on_counter
-            )
-
     def _spec_counter(self, info: EngineInfo) -> TokenCounter:
         assert not isinstance(self._spec, LLMError)
         return self._spec.counter(info)
@@ -353,50 +338,6 @@ class ModelLot:
         self.state = "ready"
         self.error = None
         self._pricing_task = self._loop.create_task(self._price_pending())
-
-    def _on_load_error(self, handle: WorkerHandle, reason: str) -> None:
-        log.error("model %s: worker %d failed to load: %s", self.name, handle.index, reason)
-        self._worker_state[handle.index] = "failed"
-        self.error = reason
-        if all(state == "failed" for state in self._worker_state.values()):
-            self._fail_model(reason)
-
-    def _on_exit(self, handle: WorkerHandle) -> None:
-        if not self._current(handle) or handle.stopping:
-            return
-        index = handle.index
-        self.ledger.close(index)
-        lost = [job for job in self.running.values() if job.worker == index]
-        for job in lost:
-            self._release(job)
-            self._finish(
-                job,
-                JobStatus.FAILED,
-                "error",
-                f"the worker process running this job died (exit code {handle.exitcode}); "
-                "it has been restarted, submit the job again",
-            )
-        if self._worker_state.get(index) == "failed" or self.closing:
-            return
-        now = time.monotonic()
-        self._crashes = [t for t in self._crashes if now - t < _RESTART_WINDOW] + [now]
-        delay = min(_MAX_BACKOFF, 0.25 * 2 ** (len(self._crashes) - 1))
-        log.error(
-            "model %s: worker %d (pid %s) died with exit code %s; restarting in %.2f s",
-            self.name,
-            index,
-            handle.pid,
-            handle.exitcode,
-            delay,
-        )
-        self._worker_state[index] = "restarting"
-        self._restarts[index] = self._loop.call_later(delay, self._restart, index)
-        self.schedule()
-
-    def _restart(self, index: int) -> None:
-        del self._restarts[index]
-        if not self.closing:
-            self._spawn(index)
 
     def _fail_model(self, reason: str) -> None:
         self.state = "error"
@@ -429,10 +370,7 @@ class ModelLot:
             state=self.state,
             error=self.error,
             device=None if self.info is None else self.info.device,
-            workers=tuple(
-                WorkerInfo(i, h.pid, self._worker_state.get(i, "starting"))
-                for i, h in sorted(self._workers.items())
-            ),
+            workers=() if self._crew is None else self._crew.describe(),
             total_units=self.ledger.total_units,
             block_size=self.config.params.block_size,
             max_num_seqs=self.config.params.max_num_seqs,

@@ -52,6 +52,10 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
         conn.send(("ready", engine.info()))
     except BaseException as exc:  # a worker reports any load failure rather than dying mute
         conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
+        # Wait for the server's "stop" (or its end) before exiting: a worker that exited at
+        # once sometimes left the server reading EOF without this message.
+        with contextlib.suppress(EOFError, OSError):
+            conn.recv()
         conn.close()
         return
     active: set[str] = set()
@@ -173,7 +177,7 @@ class WorkerHandle:
             self._process.start()
             self.pid = self._process.pid
             child.close()  # else the pipe never reports EOF when the worker dies
-        else:
+        if self.kind == "thread":
             self.pid = os.getpid()
             self._threads.append(
                 start_thread(

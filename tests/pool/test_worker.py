@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -75,3 +76,15 @@ async def test_stop_leaves_no_worker_process_behind(make_pool):
     await pool.submit(request(max_tokens=10_000))
     await pool.stop()
     assert not any(alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_every_worker_that_fails_to_load_says_why_and_is_not_restarted(make_pool, attempt):
+    config = make_config(pool={"worker_threads": 2})
+    pool = await make_pool(config, worker_kind="process", wait_ready=False, load_error="no weights")
+    await until(lambda: pool.models()[0].state == "error")
+    info = pool.models()[0]
+    assert info.error == "RuntimeError: no weights"
+    assert [w.state for w in info.workers] == ["failed", "failed"]
+    await asyncio.sleep(0.5)  # a restart would show up as "restarting" or "starting"
+    assert [w.state for w in pool.models()[0].workers] == ["failed", "failed"]
