@@ -339,6 +339,7 @@ class TokenEvent:
     finish_reason: str | None = None
     error: str | None = None
     logprobs: tuple[Logprob, ...] | None = None
+    error_type: str | None = None  # the errors.py class a failure stands for (WorkerLost, ...)
 
     @property
     def terminal(self) -> bool:
@@ -353,6 +354,7 @@ class TokenEvent:
             "token_ids": list(self.token_ids),
             "finish_reason": self.finish_reason,
             "error": self.error,
+            "error_type": self.error_type,
         }
         if self.logprobs is not None:
             data["logprobs"] = [asdict(lp) for lp in self.logprobs]
@@ -410,6 +412,7 @@ class JobRecord:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    error_type: str | None = None  # the errors.py class a failure stands for (WorkerLost, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -422,6 +425,7 @@ class JobRecord:
             "usage": self.usage.to_dict(),
             "timings": self.timings.to_dict(),
             "error": self.error,
+            "error_type": self.error_type,
         }
 
     @classmethod
@@ -443,4 +447,5 @@ class JobRecord:
                 finished_at=timings.get("finished_at"),
             ),
             error=data.get("error"),
+            error_type=data.get("error_type"),
         )

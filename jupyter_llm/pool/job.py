@@ -19,6 +19,12 @@ from ..types import (
 
 __all__ = ["Job"]
 
+_ERROR_TYPES = {
+    JobStatus.FAILED: "JobFailed",
+    JobStatus.EXPIRED: "JobExpired",
+    JobStatus.CANCELLED: "JobCancelled",
+}
+
 
 class Job:
     """Owned by the pool's event loop; nothing else touches it.
@@ -50,6 +56,7 @@ class Job:
         self.worker: int | None = None  # the worker holding its units, until it gives them back
         self.finish_reason: str | None = None
         self.error: str | None = None
+        self.error_type: str | None = None
         self.events: list[TokenEvent] = []
         self.expiry: asyncio.TimerHandle | None = None
         self._chunks: list[str] = []
@@ -84,6 +91,7 @@ class Job:
                 self.created_at, self.started_at, self.first_token_at, self.finished_at
             ),
             error=self.error,
+            error_type=self.error_type,
         )
 
     def start(self, worker: int) -> None:
@@ -108,20 +116,36 @@ class Job:
         )
 
     def finish(
-        self, status: JobStatus, finish_reason: str | None, error: str | None = None
+        self,
+        status: JobStatus,
+        finish_reason: str | None,
+        error: str | None = None,
+        error_type: str | None = None,
     ) -> None:
-        """Enter a terminal state (once) and tell every consumer."""
+        """Enter a terminal state (once) and tell every consumer.
+
+        ``error_type`` names the errors.py class the failure stands for; by default the one
+        its status implies (JobExpired, JobCancelled, JobFailed).
+        """
         if self.status.terminal:
             return
         self.status = status
         self.finish_reason = finish_reason
         self.error = error
+        self.error_type = error_type or _ERROR_TYPES.get(status)
         self.finished_at = time.time()
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
         self._emit(
-            TokenEvent(self.id, len(self.events), status, finish_reason=finish_reason, error=error)
+            TokenEvent(
+                self.id,
+                len(self.events),
+                status,
+                finish_reason=finish_reason,
+                error=error,
+                error_type=self.error_type,
+            )
         )
         self.compact()
 

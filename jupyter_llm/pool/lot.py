@@ -246,11 +246,16 @@ class ModelLot:
             self._crew.send(job.worker, ("abort", job.id))  # units come back on its answer
 
     def _finish(
-        self, job: Job, status: JobStatus, reason: str | None, error: str | None = None
+        self,
+        job: Job,
+        status: JobStatus,
+        reason: str | None,
+        error: str | None = None,
+        error_type: str | None = None,
     ) -> None:
         if job.status.terminal:
             return
-        job.finish(status, reason, error)
+        job.finish(status, reason, error, error_type)
         self._counts[status.value] += 1
         self._observer.job_finished(self.name, status, job.completion_tokens)
         self._persist(job)
@@ -300,6 +305,7 @@ class ModelLot:
                 "error",
                 f"the worker process running this job died (exit code {exitcode}); "
                 "it has been restarted, submit the job again",
+                error_type="WorkerLost",
             )
 
     def workers_settled(self) -> None:
@@ -345,7 +351,11 @@ class ModelLot:
         for job in [*self.pending.values(), *self.queue]:
             self._drop_waiting(job)
             self._finish(
-                job, JobStatus.FAILED, "error", f"model {self.name!r} failed to load: {reason}"
+                job,
+                JobStatus.FAILED,
+                "error",
+                f"model {self.name!r} failed to load: {reason}",
+                error_type="ModelNotReady",
             )
 
     # -- reports ---------------------------------------------------------------------------

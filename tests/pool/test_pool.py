@@ -150,7 +150,7 @@ async def test_a_job_waiting_past_timeout_expires(make_pool):
     blocker = await pool.submit(request(max_tokens=100))
     waiting = await pool.submit(request())
     record = await pool.wait(waiting.id)
-    assert record.status is JobStatus.EXPIRED
+    assert record.status is JobStatus.EXPIRED and record.error_type == "JobExpired"
     assert "waited 0.2 s in the queue of model 'fake' without starting" in record.error
     assert pool.stats().total.expired == 1
     await pool.cancel(blocker.id)
@@ -234,6 +234,7 @@ async def test_a_model_that_fails_to_load_fails_its_jobs_with_the_reason(make_po
     record = await pool.wait(job.id)
     assert record.status is JobStatus.FAILED
     assert "failed to load: RuntimeError: weights not found at /x" in record.error
+    assert record.error_type == "ModelNotReady"
     info = pool.models()[0]
     assert info.state == "error" and "weights not found" in info.error
     with pytest.raises(ModelNotReady, match="weights not found"):

@@ -51,6 +51,7 @@ async def test_a_killed_worker_fails_its_jobs_clearly_and_is_restarted(make_pool
         record = await pool.wait(job.id)
         assert record.status is JobStatus.FAILED
         assert "the worker process running this job died (exit code -9)" in record.error
+        assert record.error_type == "WorkerLost"
     await until(lambda: len(worker_pids(pool)) == 1 and worker_pids(pool)[0] != pid)
     assert pool.stats().total.used_units == 0
     after = await pool.wait((await pool.submit(request())).id)
