@@ -12,7 +12,15 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from .errors import InvalidRequest
+from .errors import (
+    InvalidRequest,
+    JobCancelled,
+    JobExpired,
+    JobFailed,
+    LLMError,
+    ModelNotReady,
+    WorkerLost,
+)
 
 __all__ = [
     "EngineInfo",
@@ -28,6 +36,7 @@ __all__ = [
     "Timings",
     "TokenEvent",
     "Usage",
+    "job_failure",
 ]
 
 
@@ -428,6 +437,10 @@ class JobRecord:
             "error_type": self.error_type,
         }
 
+    def failure(self) -> LLMError | None:
+        """The domain error this job's ending stands for; None if it completed or runs."""
+        return job_failure(self.id, self.model, self.status, self.error, self.error_type)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRecord:
         timings = data["timings"]
@@ -449,3 +462,30 @@ class JobRecord:
             error=data.get("error"),
             error_type=data.get("error_type"),
         )
+
+
+_FAILURES: dict[str, type[JobFailed]] = {
+    "WorkerLost": WorkerLost,
+    "JobExpired": JobExpired,
+    "JobCancelled": JobCancelled,
+    "JobFailed": JobFailed,
+}
+
+
+def job_failure(
+    job_id: str, model: str, status: JobStatus, error: str | None, error_type: str | None
+) -> LLMError | None:
+    """The domain error a job's ending stands for, from its status and ``error_type``.
+
+    None when the job completed or has not ended. Records from before ``error_type``
+    existed fall back on their status.
+    """
+    if not status.terminal or status is JobStatus.COMPLETED:
+        return None
+    reason = error or status.value
+    if error_type == "ModelNotReady":
+        return ModelNotReady(model, reason)
+    default = {JobStatus.EXPIRED: JobExpired, JobStatus.CANCELLED: JobCancelled}.get(
+        status, JobFailed
+    )
+    return _FAILURES.get(error_type or "", default)(job_id, reason)

@@ -4,7 +4,14 @@ import pickle
 
 import pytest
 
-from jupyter_llm.errors import InvalidRequest
+from jupyter_llm.errors import (
+    InvalidRequest,
+    JobCancelled,
+    JobExpired,
+    JobFailed,
+    ModelNotReady,
+    WorkerLost,
+)
 from jupyter_llm.types import (
     GenerationRequest,
     JobRecord,
@@ -83,3 +90,26 @@ def test_requests_and_records_round_trip_through_dicts_and_pickle():
     assert data["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     assert data["timings"]["queue_secs"] == 1.0 and data["timings"]["run_secs"] == 2.0
     assert JobRecord.from_dict(data) == record
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "expected"),
+    [
+        (JobStatus.FAILED, "WorkerLost", WorkerLost),
+        (JobStatus.FAILED, "ModelNotReady", ModelNotReady),
+        (JobStatus.FAILED, "JobFailed", JobFailed),
+        (JobStatus.FAILED, None, JobFailed),
+        (JobStatus.EXPIRED, "JobExpired", JobExpired),
+        (JobStatus.EXPIRED, None, JobExpired),
+        (JobStatus.CANCELLED, None, JobCancelled),
+    ],
+)
+def test_a_records_failure_is_its_domain_error(status, error_type, expected):
+    record = JobRecord("j", "m", status, Timings(1.0), error="why", error_type=error_type)
+    failure = record.failure()
+    assert type(failure) is expected and "why" in str(failure)
+
+
+def test_completed_and_running_jobs_have_no_failure():
+    for status in (JobStatus.COMPLETED, JobStatus.RUNNING, JobStatus.QUEUED):
+        assert JobRecord("j", "m", status, Timings(1.0)).failure() is None

@@ -100,7 +100,7 @@ class TransformersEngine:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
         # No progress bars in a server's log (tqdm's lock is also a semaphore a worker leaks).
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         torch.set_num_threads(threads)
         params = config.params
         self.device = resolve_device(params.device, worker_index)

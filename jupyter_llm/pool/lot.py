@@ -75,7 +75,10 @@ class ModelLot:
 
     def start(self) -> None:
         if isinstance(self._spec, LLMError):
-            self._fail_model(str(self._spec))
+            spec_error = self._spec
+            self._fail_model(
+                spec_error.reason if isinstance(spec_error, ModelNotReady) else str(spec_error)
+            )
             return
         self._crew = Supervisor(
             self._spec,
