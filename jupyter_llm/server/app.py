@@ -1,0 +1,123 @@
+"""The extension app: builds the pool, starts it with the server, drains it on shutdown.
+
+Lifecycle (STYLE.md, rule 6): ``initialize_settings`` reads models.yaml and builds the pool
+(nothing starts); ``_start_jupyter_server_extension`` starts it once the server's loop runs
+(models load in the background, so the server answers at once); ``stop_extension`` drains
+it and stops every worker process before the server exits.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Unicode
+from traitlets.config import Application
+
+from ..config import load_config, resolve_config_path
+from ..errors import ConfigError
+from ..pool import Pool
+from .api_handlers import api_handlers
+from .metrics import PrometheusObserver, forget_pool, watch_pool
+from .openai_handlers import openai_handlers
+
+__all__ = ["LLMExtension"]
+
+
+class LLMExtension(ExtensionApp):
+    """Local LLM inference for Jupyter: the worker pool and its HTTP routes."""
+
+    name = "jupyter_llm"
+
+    config_file = Unicode(
+        "",
+        config=True,
+        help="""Path of the models.yaml to load. Empty: the environment variable
+        JUPYTER_LLM_CONFIG, else models.yaml in the server's root directory, else the
+        configuration packaged with jupyter_llm.""",
+    )
+
+    keepalive_secs = Float(
+        10.0,
+        config=True,
+        help="""Seconds of silence after which an event stream sends a keep-alive comment
+        (while a job waits in the queue, say), so proxies do not close it.""",
+    )
+
+    drain_secs = Float(
+        5.0,
+        config=True,
+        help="""Seconds that running jobs get to finish when the server stops; the rest are
+        cancelled, then every worker process is stopped.""",
+    )
+
+    freeze_gc = Bool(
+        True,
+        config=True,
+        help="""Once the server has started, move the objects it holds then out of the garbage
+        collector's reach (gc.freeze). A full collection walks every object: a Jupyter
+        server holds some 200,000 after start-up, and walking them stalled its loop (and
+        every token stream) for 50-100 ms; frozen, a collection walks only what came later.""",
+    )
+
+    pool: Pool | None = None
+    created: float = 0.0  # when the models were configured (OpenAI's "created" of a model)
+    #: Why there is no pool: the configuration could not be loaded (reported by every route).
+    config_error: ConfigError | None = None
+
+    def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
+        # JupyterApp reads ``config_file`` as a traitlets config file; here the trait names
+        # models.yaml (the name DESIGN.md gives it), so read only the usual config files.
+        for name in ("jupyter_config", self.config_file_name):
+            Application.load_config_file(self, name, path=self.config_file_paths)
+
+    def config_path(self) -> Path:
+        """The models.yaml in force: the trait, the environment, the root dir, the default."""
+        root_dir = self.serverapp.root_dir if self.serverapp is not None else None
+        return resolve_config_path(self.config_file or None, root_dir=root_dir)
+
+    def initialize_settings(self) -> None:
+        try:
+            path = self.config_path()
+            config = load_config(path)
+        except ConfigError as exc:
+            self.log.error("jupyter_llm: no models are served: %s", exc)
+            self.config_error = exc
+            return
+        self.log.info("jupyter_llm: models from %s: %s", path, ", ".join(config.names))
+        self.created = time.time()
+        self.pool = Pool(config, observer=PrometheusObserver(), drain_secs=self.drain_secs)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend([*api_handlers, *openai_handlers])
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if self.pool is None:
+            return
+        await self.pool.start()
+        watch_pool(self.pool)
+        if self.freeze_gc:
+            gc.freeze()
+
+    async def stop_extension(self) -> None:
+        if self.pool is not None:
+            forget_pool(self.pool)
+            await self.pool.stop()
+
+    def current_activity(self) -> list[str] | None:
+        """What keeps the server busy (for idle culling): jobs running or waiting."""
+        if self.pool is None or not self.pool.busy:
+            return None
+        total = self.pool.stats().total
+        return [f"jupyter_llm: {total.running} jobs running, {total.queued} waiting"]
+
+    def require_pool(self) -> Pool:
+        """The pool, or the configuration error that kept it from being built."""
+        if self.pool is None:
+            assert self.config_error is not None
+            error = self.config_error  # a fresh instance: each raise gets its own traceback
+            raise ConfigError(error.file, error.key, error.problem)
+        return self.pool

@@ -1,0 +1,88 @@
+"""What every jupyter_llm handler shares: the pool, JSON in and out, errors, disconnects.
+
+Handlers raise domain errors (``UnknownModel``, ``QueueFull``...) and let ``write_error``
+answer through the one translator in ``http_errors``. ``gone`` resolves when the client
+closes its connection, so a handler waiting on the pool can stop waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any, cast
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from ..errors import InvalidRequest, LLMError
+from ..pool import Pool
+from .http_errors import translate
+
+if TYPE_CHECKING:
+    from .app import LLMExtension
+
+__all__ = ["LLMHandler"]
+
+
+class LLMHandler(ExtensionHandlerMixin, APIHandler):
+    """The base of every route; subclasses mark each verb ``@web.authenticated @authorized``."""
+
+    auth_resource = "llm"
+    _gone: asyncio.Future[None] | None = None
+
+    @property
+    def llm(self) -> LLMExtension:
+        return cast("LLMExtension", self.extensionapp)
+
+    @property
+    def pool(self) -> Pool:
+        return self.llm.require_pool()
+
+    @property
+    def gone(self) -> asyncio.Future[None]:
+        """Resolves when the client disconnects (also if it did before this was first read)."""
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+            stream = getattr(self.request.connection, "stream", None)
+            if stream is not None and stream.closed():
+                self._gone.set_result(None)
+        return self._gone
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+    # -- JSON ------------------------------------------------------------------------------
+
+    def read_json(self) -> dict[str, Any]:
+        """The request body as a JSON object; a 400 that says what is wrong otherwise."""
+        try:
+            data = json.loads(self.request.body or b"null")
+        except ValueError as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidRequest("the request body must be a JSON object")
+        return data
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        failure = translate(exc_info[1] if exc_info else None, status_code)
+        self.set_status(failure.status)
+        for name, value in failure.headers.items():
+            self.set_header(name, value)
+        self.finish(json.dumps(failure.body()))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # A refused request (bad parameter, full queue) is an answer, not a server fault.
+        if isinstance(value, LLMError):
+            status = translate(value).status
+            self.log.info("%s %s: %d %s", self.request.method, self.request.path, status, value)
+        else:
+            super().log_exception(typ, value, tb)
