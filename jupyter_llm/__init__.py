@@ -3,6 +3,8 @@
 The public API is what ``__all__`` lists; everything else may change between releases.
 """
 
+from typing import Any
+
 from .config import Config, load_config, resolve_config_path
 from .errors import (
     ConfigError,
@@ -30,6 +32,21 @@ from .types import (
 )
 
 __version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The server extension, found by jupyter-server; imported only when a server loads it."""
+    from .server.app import LLMExtension
+
+    return [{"module": "jupyter_llm.server.app", "app": LLMExtension}]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_llm``: the ``%%llm`` and ``%llm`` magics (``jupyter_llm.kernel``)."""
+    from .kernel import load_ipython_extension as load
+
+    load(ipython)
+
 
 __all__ = [
     "Config",

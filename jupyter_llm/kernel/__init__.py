@@ -1,0 +1,34 @@
+"""The notebook side of jupyter_llm: ``%%llm``, ``%llm``, ``Client`` and ``Generation``.
+
+``%load_ext jupyter_llm`` registers the magics. Nothing here imports torch: the kernel
+talks to a jupyter_llm server over HTTP, or runs an embedded pool whose model workers are
+separate processes (``discovery.py`` says which).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client import Client
+from .errors import CellError, ServerRefused, ServerUnreachable
+from .generation import Generation
+
+__all__ = [
+    "CellError",
+    "Client",
+    "Generation",
+    "ServerRefused",
+    "ServerUnreachable",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magics import LLMMagic
+
+    ipython.register_magic_function(LLMMagic(ipython), magic_kind="line_cell", magic_name="llm")
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Leaves the client running: jobs in flight keep streaming into their cells."""
