@@ -265,7 +265,7 @@ def main() -> None:
         Row(
             "pool TTFT p50 / p95, concurrency 1",
             f"{statistics.median(ttft1) * ms:.0f} / {pct(ttft1, 0.95) * ms:.0f} ms",
-            f"+{(statistics.median(ttft1) - statistics.median(ttft_raw)) * ms:.0f} ms over raw",
+            f"{(statistics.median(ttft1) - statistics.median(ttft_raw)) * ms:+.0f} ms against raw",
         ),
         Row(
             "pool TTFT p50 / p95, concurrency 8",
@@ -289,8 +289,10 @@ def main() -> None:
             f"{static_makespan / mixed_makespan:.2f}x static throughput",
         ),
     ]
+    threads = TransformersSpec.for_model(config).threads
     print(
-        f"\nmodel {args.model} (fp32, CPU, {os.cpu_count()} cores), {tokens} new tokens per request"
+        f"\nmodel {args.model} (fp32, CPU, {os.cpu_count()} cores, {threads} torch thread(s) "
+        f"on both sides), {tokens} new tokens per request"
     )
     width = max(len(r.name) for r in rows)
     vwidth = max(len(r.value) for r in rows)

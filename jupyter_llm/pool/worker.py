@@ -24,6 +24,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Literal
@@ -40,6 +41,8 @@ WorkerKind = Literal["process", "thread"]
 Message = tuple[Any, ...]
 
 _NICENESS = 10
+_GATHER_SECS = 0.002  # from idle, wait this long for the next job of a burst...
+_GATHER_MAX_SECS = 0.010  # ...and no longer than this in all
 _BURST = 256  # outputs folded into one loop callback at most: bounds the loop's time in it
 
 
@@ -62,8 +65,11 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
     active: set[str] = set()
     try:
         while True:
-            waiting = conn.poll(0 if engine.has_work() else None)
+            idle = not engine.has_work()
+            waiting = conn.poll(None if idle else 0)
             if waiting and not _apply_commands(conn, engine, active):
+                break
+            if idle and waiting and not _gather(conn, engine, active):
                 break
             if not engine.has_work():
                 continue
@@ -105,6 +111,20 @@ def _process_main(conn: Connection, spec: EngineSpec, index: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _gather(conn: Connection, engine: Any, active: set[str]) -> bool:
+    """Woken from idle: take in the rest of a burst of jobs before the first step.
+
+    Jobs submitted together arrive a few hundred microseconds apart; prefilling them in one
+    step instead of two or three is worth a couple of milliseconds of the first one's wait
+    (measured with 8 concurrent SmolLM2 streams). False once told to stop.
+    """
+    deadline = time.monotonic() + _GATHER_MAX_SECS
+    while time.monotonic() < deadline and conn.poll(_GATHER_SECS):
+        if not _apply_commands(conn, engine, active):
+            return False
+    return True
 
 
 def _apply_commands(conn: Connection, engine: Any, active: set[str]) -> bool:
