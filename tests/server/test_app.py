@@ -274,13 +274,18 @@ def test_the_real_engine_streams_what_it_answers(tmp_path: Path, tiny_model_dir:
                 model="tiny",
                 messages=[{"role": "user", "content": "The quick brown fox"}],
                 max_tokens=6,
+                temperature=0,
                 logprobs=True,
                 top_logprobs=2,
                 extra_body={"ignore_eos": True},
             )
             content = scored.choices[0].logprobs.content  # type: ignore[union-attr]
             assert content is not None and len(content) == 6
-            assert "".join(lp.token for lp in content) == scored.choices[0].message.content
+            # A token that ends inside a character shows as U+FFFD on its own; the text holds
+            # such bytes back until the character completes (and drops them at the end).
+            joined = "".join(lp.token for lp in content).replace("\ufffd", "")
+            answer = scored.choices[0].message.content or ""
+            assert joined == answer.replace("\ufffd", "")
             assert all(lp.logprob <= 0 and len(lp.top_logprobs) == 2 for lp in content)
             long = oai.completions.create(
                 model="tiny", prompt="a", max_tokens=5, extra_body={"ignore_eos": True}
