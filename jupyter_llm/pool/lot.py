@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from ..config import ModelConfig
 from ..engine.base import EngineSpec, TokenCounter
 from ..errors import InvalidRequest, JobTooLarge, LLMError, ModelNotReady
-from ..types import EngineInfo, EngineRequest, JobStatus, StepOutput
+from ..types import EngineInfo, EngineRequest, GenerationRequest, JobStatus, StepOutput
 from .admission import UnitLedger, job_cost
 from .job import Job
 from .observer import PoolObserver
@@ -141,6 +141,7 @@ class ModelLot:
         A job that could never fit raises here, before it is accepted. While the model loads,
         the job is accepted at once and priced when the model is ready.
         """
+        job.request = self._with_defaults(job.request)
         if self.counter is not None:
             self._pricing += 1  # holds its place in the depth count while it is priced
             try:
@@ -157,10 +158,23 @@ class ModelLot:
         else:
             self.pending[job.id] = job
 
+    def _with_defaults(self, request: GenerationRequest) -> GenerationRequest:
+        """The model's defaults for what the request leaves out (max_tokens, temperature)."""
+        params = request.params
+        if params.max_tokens is not None and params.temperature is not None:
+            return request
+        return request.with_params(
+            max_tokens=params.max_tokens or self.config.params.max_tokens,
+            temperature=(
+                self.config.params.temperature if params.temperature is None else params.temperature
+            ),
+        )
+
     async def _price(self, job: Job) -> None:
         assert self.counter is not None and self.info is not None
         prompt_tokens = await self._loop.run_in_executor(self._executor, self.counter, job.request)
-        max_tokens = job.request.params.max_tokens or self.config.params.max_tokens
+        max_tokens = job.request.params.max_tokens
+        assert max_tokens is not None  # admit resolved it
         context = self.config.params.max_model_len or self.info.max_model_len
         if prompt_tokens + max_tokens > context:
             raise InvalidRequest(
@@ -221,22 +235,12 @@ class ModelLot:
         if job.expiry is not None:
             job.expiry.cancel()
             job.expiry = None
-        request = job.request
-        if request.params.max_tokens is None or request.params.temperature is None:
-            request = request.with_params(
-                max_tokens=request.params.max_tokens or self.config.params.max_tokens,
-                temperature=(
-                    self.config.params.temperature
-                    if request.params.temperature is None
-                    else request.params.temperature
-                ),
-            )
         self.running[job.id] = job
         job.start(worker)
         assert job.started_at is not None
         self._observer.job_started(self.name, job.started_at - job.created_at)
         assert self._crew is not None
-        self._crew.send(worker, ("add", EngineRequest(job.id, request, job.prompt_tokens)))
+        self._crew.send(worker, ("add", EngineRequest(job.id, job.request, job.prompt_tokens)))
         self._persist(job)
         return True
 
