@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import percentile
+
 from jupyter_llm.config import DEFAULT_CONFIG, ModelConfig, load_config, parse_config
 from jupyter_llm.engine.spec import TransformersSpec
 from jupyter_llm.pool import Pool
@@ -61,11 +63,6 @@ def model_config(name: str, tmp: Path) -> ModelConfig:
         ],
     }
     return parse_config(data, "benchmark.yaml", tmp).models[0]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # -- raw generate ----------------------------------------------------------------------------
@@ -264,16 +261,16 @@ def main() -> None:
         Row("pool, concurrency 16", f"{c16:.1f} tok/s", f"{c16 / b8:.2f}x raw batch 8"),
         Row(
             "pool TTFT p50 / p95, concurrency 1",
-            f"{statistics.median(ttft1) * ms:.0f} / {pct(ttft1, 0.95) * ms:.0f} ms",
+            f"{statistics.median(ttft1) * ms:.0f} / {percentile(ttft1, 95) * ms:.0f} ms",
             f"{(statistics.median(ttft1) - statistics.median(ttft_raw)) * ms:+.0f} ms against raw",
         ),
         Row(
             "pool TTFT p50 / p95, concurrency 8",
-            f"{statistics.median(ttft8) * ms:.0f} / {pct(ttft8, 0.95) * ms:.0f} ms",
+            f"{statistics.median(ttft8) * ms:.0f} / {percentile(ttft8, 95) * ms:.0f} ms",
         ),
         Row(
             "pool TTFT p50 / p95, concurrency 16",
-            f"{statistics.median(ttft16) * ms:.0f} / {pct(ttft16, 0.95) * ms:.0f} ms",
+            f"{statistics.median(ttft16) * ms:.0f} / {percentile(ttft16, 95) * ms:.0f} ms",
         ),
         Row(
             f"mixed ({len(arrivals)} requests): static batching",

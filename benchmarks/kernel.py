@@ -32,7 +32,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from typing import Any
 
 import httpx
 import yaml
+from common import free_port, percentile
 from jupyter_client.manager import AsyncKernelManager
 
 STREAM_TOKENS = 1900  # per streaming cell: the tiny model's context is 2048 tokens
@@ -66,24 +66,7 @@ QUICK = Sizes(120, 30.0)
 # --- numbers ------------------------------------------------------------------------------
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), linear between closest ranks; NaN when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    where = (len(ordered) - 1) * q / 100
-    low = math.floor(where)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (where - low)
-
-
 # --- the server and the kernel ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(folder: Path) -> Path:

@@ -34,6 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+from common import percentile
+
 from jupyter_llm.config import Config, parse_config
 from jupyter_llm.engine.fake import FakeEngine, FakeSpec
 from jupyter_llm.pool.pool import Pool
@@ -84,17 +86,6 @@ class Row:
 
 
 # --- numbers ------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), linear between closest ranks; NaN when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    where = (len(ordered) - 1) * q / 100
-    low = math.floor(where)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (where - low)
 
 
 def spread(values: Sequence[float], scale: float, digits: int, with_max: bool = False) -> str:
@@ -373,7 +364,7 @@ async def throughput_section(sizes: Sizes, workers: int) -> list[Row]:
             "  full GC pause, those jobs still in the pool",
             f"{full_gc * 1e3:.1f} ms",
             "-",
-            f"{tracked:,} objects tracked; the pool keeps every event of finished jobs",
+            f"{tracked:,} objects tracked; finished jobs keep their events compacted",
         ),
         Row(
             "loop lag, same saturated run (ms p50 / p99 / max)",

@@ -31,7 +31,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from typing import Any
 import httpx
 import openai
 import yaml
+from common import free_port, percentile
 
 from jupyter_llm.config import DEFAULT_CONFIG, load_config
 from jupyter_llm.engine.fake import FakeEngine, FakeSpec
@@ -76,20 +76,10 @@ def cpu_secs(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def spread(values: Sequence[float]) -> str:
     """p50 / p99 / max in ms."""
-    return f"{pct(values, 0.5) * MS:.1f} / {pct(values, 0.99) * MS:.1f} / {max(values) * MS:.1f} ms"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    p50, p99 = percentile(values, 50) * MS, percentile(values, 99) * MS
+    return f"{p50:.1f} / {p99:.1f} / {max(values) * MS:.1f} ms"
 
 
 # -- the model under test --------------------------------------------------------------------
@@ -510,7 +500,7 @@ def table(
     raw_name = "FakeEngine.step, direct" if what.kind == "fake" else "padded model.generate"
     direct_ttft = statistics.median(ours["direct_ttft"])
     overhead = (statistics.median(ours["ttft"]) - direct_ttft) * MS
-    lag_p99 = pct(ours["loaded"], 0.99) * MS
+    lag_p99 = percentile(ours["loaded"], 99) * MS
     streams = f"{args.streams} {args.client} streams"
     rows = [
         Row(f"raw engine, {args.streams} sequences ({raw_name})", f"{raw:.0f} tok/s"),
