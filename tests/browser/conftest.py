@@ -1,0 +1,205 @@
+"""Browser tests: a real ``python -m jupyterlab`` serving the tiny model, driven by Chromium.
+
+Fixtures (all bind to 127.0.0.1; everything they start, they stop, by pid):
+
+- ``lab`` (session): a :class:`Lab`, the JupyterLab server subprocess with its own root,
+  runtime, settings and workspaces directories, a token, and ``models.yaml`` with two models:
+  ``tiny`` (the tiny random Llama, real transformers paths; the default model) and ``fake``
+  (the scripted engine: echoes the prompt's words at 100 tokens a second, so a job runs as
+  long as its ``max_tokens`` says). It yields once every model is ``ready``.
+- ``browser`` (session): Debian's Chromium (``/usr/bin/chromium``) under Python Playwright.
+- ``page`` (function): a fresh browser context (its own cookies) with ``/lab`` open and
+  logged in through the token, the JupyterLab shell drawn; the context closes afterwards.
+
+Playwright's own browser download cannot work here, so Chromium comes from Debian
+(``apt-get install -y chromium``, as ``.ci/run`` does). Every test in this folder is marked
+``browser``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+TINY = "tiny"
+FAKE = "fake"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def models_config(tiny_dir: Path) -> dict[str, Any]:
+    return {
+        "parking_lot": {"pool": {"worker_threads": 1}, "limits": {"timeout_secs": 60}},
+        "models": [
+            {
+                "name": TINY,
+                "local_path": str(tiny_dir),
+                "backend": "transformers",
+                "params": {
+                    "device": "cpu",
+                    "dtype": "float32",
+                    "kvcache_mem_cpu": 64,
+                    "max_num_seqs": 8,
+                    "max_tokens": 64,
+                },
+            },
+            {"name": FAKE, "backend": "fake", "params": {"max_tokens": 64}},
+        ],
+    }
+
+
+@dataclass
+class Lab:
+    """The JupyterLab subprocess: its URL (ends in ``/``), token, pid and folders."""
+
+    url: str
+    token: str
+    pid: int
+    root: Path
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=30
+        )
+
+    def get(self, path: str) -> Any:
+        with self.client() as client:
+            response = client.get(path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def model(self, name: str) -> dict[str, Any]:
+        return next(m for m in self.get("llm/api/models")["models"] if m["name"] == name)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.get(f"llm/api/jobs/{job_id}"))
+
+    @property
+    def lab_url(self) -> str:
+        return f"{self.url}lab?token={self.token}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    from jupyter_llm.engine.tiny import build_tiny_llama
+
+    home = tmp_path_factory.mktemp("lab")
+    tiny_dir = build_tiny_llama(home / "tiny-llama")
+    config = home / "models.yaml"
+    config.write_text(yaml.safe_dump(models_config(tiny_dir)))
+    root = home / "root"
+    root.mkdir()
+    # Don't ask about Jupyter news: the toast would cover the status bar.
+    notification = home / "settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    log = home / "lab.log"
+    port, token = free_port(), secrets.token_hex(16)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JUPYTER_LLM_URL", "JUPYTER_LLM_TOKEN", "JUPYTER_LLM_CONFIG")
+    }
+    env.update(
+        HF_HUB_OFFLINE="1",
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        # Fresh user settings and workspaces: nothing from this machine's ~/.jupyter.
+        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LLMExtension.config_file={config}",
+        "--LLMExtension.drain_secs=0.5",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    server = Lab(f"http://127.0.0.1:{port}/", token, process.pid, root, log)
+    try:
+        _wait_ready(server, process)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)  # only the process this fixture started
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _wait_ready(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with lab.client() as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited:\n{lab.log.read_text()[-3000:]}")
+            try:
+                models = client.get("llm/api/models").json()["models"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                models = []
+            if models and all(m["state"] == "ready" for m in models):
+                return
+            if any(m["state"] == "error" for m in models):
+                raise RuntimeError(f"a model failed to load: {models}")
+            time.sleep(0.2)
+    raise RuntimeError(f"jupyter lab was not ready in {timeout} s:\n{lab.log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, lab: Lab) -> Iterator[Any]:
+    """``/lab`` open and logged in (the token in the URL sets the login cookie)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(30_000)
+    tab = context.new_page()
+    tab.goto(lab.lab_url)
+    tab.wait_for_selector("#jp-main-statusbar", state="visible", timeout=60_000)
+    try:
+        yield tab
+    finally:
+        context.close()
