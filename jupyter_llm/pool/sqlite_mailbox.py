@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -76,6 +77,18 @@ class _Sweep:
     ids: tuple[str, ...]  # hot records it dropped: their older rows may be on disk
 
 
+def _create_private(path: Path) -> None:
+    """Create the file readable and writable by its owner only (prompts and answers are
+    private); an existing file of ours loses any group or other access. SQLite gives its
+    -wal and -shm files the database file's mode."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_uid == os.getuid() and os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     # Not checking the thread is safe: a connection serves one thread at a time (the
     # writer's is handed over at thread start, readers' through the idle list).
@@ -117,6 +130,10 @@ class SqliteMailbox(Mailbox):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise fail(f"cannot create its folder ({exc})") from exc
+        try:
+            _create_private(self.path)
+        except OSError as exc:
+            raise fail(f"cannot create it ({exc})") from exc
         conn = None
         try:
             conn = _connect(self.path)

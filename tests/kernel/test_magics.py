@@ -106,6 +106,15 @@ def test_formats_render_their_final_form(kernel: KernelDriver) -> None:
     assert final is not None
     assert final.content["data"] == {"text/html": "<b>bold</b>", "text/plain": "<b>bold</b>"}
 
+    hostile = "<b>hi</b> <img src=x onerror=alert(1)> <script>alert(2)</script>"
+    sanitized = kernel.ok(f"%%llm -m fake -n 6 --wait -f html\n{hostile}").final()
+    assert sanitized is not None
+    shown = sanitized.content["data"]["text/html"]
+    assert "<b>hi</b>" in shown and "onerror" not in shown and "<script" not in shown
+    as_markdown = kernel.ok(f"%%llm -m fake -n 6 --wait\n{hostile}").final()
+    assert as_markdown is not None
+    assert as_markdown.content["data"]["text/markdown"].startswith("&lt;b>hi&lt;/b> &lt;img")
+
     as_text = kernel.ok("%%llm -m fake -n 2 --wait -f text\nplain words")
     final = as_text.final()
     assert final is not None

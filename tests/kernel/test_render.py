@@ -54,5 +54,52 @@ def test_extract_code_takes_the_fenced_blocks() -> None:
 
 def test_text_and_html() -> None:
     assert answer_bundle("<b>", "text", final=True) == ({"text/plain": "<b>"}, None)
-    assert answer_bundle("<b>", "html", final=False) == ({"text/html": "<b>"}, None)
-    assert answer_bundle("<b>", "html", final=True)[0] == {"text/html": "<b>", "text/plain": "<b>"}
+    assert answer_bundle("<b>x</b>", "html", final=False) == ({"text/html": "<b>x</b>"}, None)
+    assert answer_bundle("<b>x</b>", "html", final=True)[0] == {
+        "text/html": "<b>x</b>",
+        "text/plain": "<b>x</b>",
+    }
+
+
+HOSTILE = (
+    '<img src="x" onerror="alert(1)"><script>alert(2)</script>'
+    '<a href="javascript:alert(3)">link</a><iframe src="https://evil"></iframe>'
+    '<p onclick="alert(4)" style="background:url(x)">kept</p><svg onload="alert(5)"></svg>'
+)
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_html_answers_are_sanitized_while_streaming_and_at_the_end(final: bool) -> None:
+    data, _ = answer_bundle(HOSTILE, "html", final=final)
+    html = data["text/html"].lower()
+    for danger in ("<script", "onerror", "onclick", "onload", "javascript:", "<iframe", "<svg"):
+        assert danger not in html, danger
+    assert "<p>kept</p>" in html and "link</a>" in html
+    if final:
+        assert data["text/plain"] == HOSTILE  # the record of what the model said is exact
+
+
+def test_raw_html_in_markdown_renders_as_text() -> None:
+    text = "Hi <script>alert(1)</script> & <img src=x onerror=alert(2)> **bold**"
+    data, _ = answer_bundle(text, "markdown", final=True)
+    assert data["text/markdown"] == (
+        "Hi &lt;script>alert(1)&lt;/script> &amp; &lt;img src=x onerror=alert(2)> **bold**"
+    )
+    assert data["text/plain"] == text
+    streaming, _ = answer_bundle(text, "markdown", final=False)
+    assert "<script" not in streaming["text/markdown"]
+
+
+def test_html_inside_code_stays_verbatim_in_markdown() -> None:
+    text = "Use `<div>` like this:\n```html\n<div class='a'>&amp;</div>\n```\nnot <div>."
+    data, _ = answer_bundle(text, "markdown", final=True)
+    assert data["text/markdown"] == (
+        "Use `<div>` like this:\n```html\n<div class='a'>&amp;</div>\n```\nnot &lt;div>."
+    )
+    open_block = "See:\n```html\n<b>"  # still streaming: the open block is code too
+    data, _ = answer_bundle(open_block, "markdown", final=False)
+    assert data["text/markdown"] == open_block + "\n```"
+    data, _ = answer_bundle("<b>x</b>", "code", final=True)
+    assert data["text/markdown"] == "```python\n<b>x</b>\n```"
+    data, _ = answer_bundle("Note <b>x</b>\n```python\nx = 1 < 2\n```", "code", final=True)
+    assert data["text/markdown"] == "Note &lt;b>x&lt;/b>\n```python\nx = 1 < 2\n```"

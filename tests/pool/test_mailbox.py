@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -247,6 +249,35 @@ async def test_sqlite_records_survive_close_and_reopen(tmp_path: Path) -> None:
         assert ids(await second.list()) == [full.id, "r", "q"]
     finally:
         await second.close()
+
+
+async def test_sqlite_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    path = sqlite_path(tmp_path)
+    old = os.umask(0o002)  # a permissive umask must not widen the mailbox
+    try:
+        box = SqliteMailbox(path)
+        box.put(full_record(), PROMPT)
+        await box.flush()
+    finally:
+        os.umask(old)
+    try:
+        files = [p for p in path.parent.iterdir() if p.name.startswith(path.name)]
+        assert {p.name for p in files} >= {path.name, path.name + "-wal"}
+        for file in files:
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    finally:
+        await box.close()
+
+
+async def test_sqlite_existing_world_readable_file_is_made_private(tmp_path: Path) -> None:
+    path = sqlite_path(tmp_path)
+    await SqliteMailbox(path).close()
+    path.chmod(0o644)
+    box = SqliteMailbox(path)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        await box.close()
 
 
 async def test_sqlite_puts_do_not_block_the_loop(sqlite_box: SqliteMailbox) -> None:

@@ -41,11 +41,15 @@ class LLMServer:
     def pool(self) -> Any:
         return self.extension.pool
 
-    def client(self, token: str | None = "", timeout: float = 20) -> httpx.AsyncClient:
-        """An httpx client for the server; ``token=None`` sends no credentials."""
+    def client(
+        self, token: str | None = "", timeout: float = 20, cookies: dict[str, str] | None = None
+    ) -> httpx.AsyncClient:
+        """An httpx client for the server; ``token=None`` sends no token (``cookies`` only)."""
         token = self.token if token == "" else token
         headers = {} if token is None else {"Authorization": f"token {token}"}
-        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+        return httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=timeout, cookies=cookies
+        )
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         async with self.client() as client:

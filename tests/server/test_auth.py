@@ -98,3 +98,82 @@ async def test_the_openai_client_needs_the_jupyter_token(llm: LLMServer) -> None
         await good.close()
         await bad.close()
     assert llm.pool.stats().total.completed + llm.pool.stats().total.running == 0
+
+
+async def cookie_session(llm: LLMServer) -> tuple[dict[str, str], str]:
+    """A browser's credentials: the login cookie (as the token's first use sets it) and the
+    ``_xsrf`` cookie that Jupyter's pages set, with its value for ``X-XSRFToken``."""
+    async with llm.client() as client:
+        response = await client.get("llm/api/status")
+        assert response.status_code == 200
+        cookies = dict(response.cookies)
+    async with llm.client(token=None) as client:
+        page = await client.get("login")  # the login form carries the XSRF cookie
+        assert page.status_code == 200
+        cookies.update(page.cookies)
+    assert any(name.startswith("username-") for name in cookies), cookies
+    return cookies, cookies["_xsrf"]
+
+
+async def test_a_cookie_alone_reads_but_does_not_write(
+    llm: LLMServer, llm_extension: LLMExtension
+) -> None:
+    """A cross-site page can make the browser send the cookie, never the XSRF header: so a
+    cookie-authenticated POST or DELETE without ``X-XSRFToken`` is refused with 403."""
+    job = await llm.submit(model=MODEL, prompt="private words", max_tokens=2)
+    cookies, _ = await cookie_session(llm)
+    submitted = llm.pool.stats().total
+    async with llm.client(token=None, cookies=cookies) as client:
+        for verb, path in routes(llm_extension):
+            path = path.replace("some-id", job["id"])
+            body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}
+            response = await client.request(verb, path, json=body if verb == "POST" else None)
+            if verb == "GET":
+                assert response.status_code == 200, (verb, path, response.text)
+                continue
+            assert response.status_code == 403, (verb, path, response.text)
+            assert "_xsrf" in response.json()["error"]["message"]
+            # A wrong token is no better than none.
+            response = await client.request(
+                verb,
+                path,
+                headers={"X-XSRFToken": "2|00000000|0000|1"},
+                json=body if verb == "POST" else None,
+            )
+            assert response.status_code == 403, (verb, path, response.text)
+    after = llm.pool.stats().total
+    assert (after.completed + after.running + after.queued + after.cancelled) == (
+        submitted.completed + submitted.running + submitted.queued + submitted.cancelled
+    )
+    assert (await llm.job(job["id"]))["status"] != "cancelled"
+
+
+async def test_a_cookie_with_its_xsrf_token_writes(llm: LLMServer) -> None:
+    cookies, xsrf = await cookie_session(llm)
+    async with llm.client(token=None, cookies=cookies) as client:
+        headers = {"X-XSRFToken": xsrf}
+        response = await client.post(
+            "llm/api/jobs",
+            headers=headers,
+            json={"model": MODEL, "prompt": "a b c d e f g h", "max_tokens": 8},
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        response = await client.delete(f"llm/api/jobs/{job_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        response = await client.post(
+            "llm/v1/chat/completions",
+            headers=headers,
+            json={"model": MODEL, "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert response.status_code == 200, response.text
+
+
+async def test_token_auth_needs_no_xsrf_token(llm: LLMServer) -> None:
+    """Scripts and OpenAI clients send the token, which a cross-site page cannot know."""
+    async with llm.client() as client:
+        response = await client.post(
+            "llm/api/jobs", json={"model": MODEL, "prompt": "x", "max_tokens": 1}
+        )
+        assert response.status_code == 202, response.text
+        assert (await client.delete(f"llm/api/jobs/{response.json()['id']}")).status_code == 200
