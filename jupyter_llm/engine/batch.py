@@ -10,8 +10,6 @@ every row are trimmed. This is the "ragged batch" of early TGI, on transformers'
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
-
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
@@ -19,22 +17,21 @@ from transformers.cache_utils import DynamicLayer
 
 __all__ = ["RaggedBatch"]
 
-R = TypeVar("R")
 
+class RaggedBatch:
+    """The cache rows of the running sequences, in the scheduler's ``running`` order."""
 
-class RaggedBatch(Generic[R]):
     def __init__(self) -> None:
-        self.rows: list[R] = []
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None  # [rows, T], int64
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return 0 if self.mask is None else int(self.mask.shape[0])
 
-    def join(self, rows: list[R], cache: DynamicCache, mask: torch.Tensor) -> None:
+    def join(self, cache: DynamicCache, mask: torch.Tensor) -> None:
         """Add prefilled rows with their own cache and mask."""
-        if self.cache is None or self.mask is None or not self.rows:
-            self.rows, self.cache, self.mask = list(rows), cache, mask
+        if self.cache is None or self.mask is None:
+            self.cache, self.mask = cache, mask
             return
         width = max(self.mask.shape[1], mask.shape[1])
         for mine, theirs in zip(_layers(self.cache), _layers(cache), strict=True):
@@ -42,14 +39,13 @@ class RaggedBatch(Generic[R]):
             mine.keys = torch.cat([_pad_left(my_keys, width), _pad_left(their_keys, width)])
             mine.values = torch.cat([_pad_left(my_values, width), _pad_left(their_values, width)])
         self.mask = torch.cat([_pad_mask(self.mask, width), _pad_mask(mask, width)])
-        self.rows.extend(rows)
 
     def keep(self, keep: list[int]) -> None:
         """Keep only these row indexes (in this order), then trim all-padding columns."""
-        if len(keep) == len(self.rows):
+        if len(keep) == len(self):
             return
         if not keep:
-            self.rows, self.cache, self.mask = [], None, None
+            self.cache, self.mask = None, None
             return
         assert self.cache is not None and self.mask is not None
         index = torch.tensor(keep, device=self.mask.device)
@@ -60,7 +56,6 @@ class RaggedBatch(Generic[R]):
             layer.keys = keys[index, :, start:, :]
             layer.values = values[index, :, start:, :]
         self.mask = mask[:, start:]
-        self.rows = [self.rows[i] for i in keep]
 
     def grow(self) -> torch.Tensor:
         """The mask for a decode step: one more real column for every row."""

@@ -1,10 +1,12 @@
 """A scripted engine: the test seam for the pool and the server (STYLE.md, rule 8).
 
-It behaves like a batching engine without a model: each ``step()`` sleeps ``step_delay``
-once, then gives every active sequence one token. Tokens echo the prompt's words (or follow
-``script``); stop strings and ``max_tokens`` end a sequence as a real engine would. Two
-markers in a prompt drive failure paths: ``<<fail>>`` fails that job in its first step, and
-``<<crash>>`` ends the worker process abruptly (a stand-in for a segfault or the OOM killer).
+It behaves like a batching engine without a model, on the real engine's scheduler and
+sequences: each ``step()`` sleeps ``step_delay`` once, then gives the scheduled sequences (new
+ones in a prefill step, running ones in a decode step) one token each. Tokens echo the
+prompt's words (or follow ``script``); stop strings and ``max_tokens`` end a sequence as a
+real engine would. Two markers in a prompt drive failure paths: ``<<fail>>`` fails that job
+in its first step, and ``<<crash>>`` ends the worker process abruptly (a stand-in for a
+segfault or the OOM killer).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 
 from ..types import EngineInfo, EngineRequest, GenerationRequest, StepOutput
 from .base import TokenCounter
+from .scheduler import Scheduler
+from .sequence import Sequence
 
 __all__ = ["FAIL_MARKER", "CRASH_MARKER", "FakeEngine", "FakeSpec", "fake_text"]
 
@@ -74,18 +78,34 @@ class FakeSpec:
         return count_tokens
 
 
-class _Sequence:
-    __slots__ = ("fail", "job_id", "max_tokens", "produced", "stop", "text", "words")
+class _Words:
+    """The fake detokenizer: each token is the next word; stop strings cut the text."""
 
-    def __init__(self, request: EngineRequest, script: tuple[str, ...] | None) -> None:
-        gen = request.request
-        self.job_id = request.job_id
-        self.words = list(script) if script is not None else (_prompt_words(gen) or ["token"])
-        self.max_tokens = gen.params.max_tokens or 16
-        self.stop = gen.params.stop
-        self.produced = 0
-        self.text = ""
-        self.fail = FAIL_MARKER in (gen.prompt or "".join(m.content for m in gen.messages or ()))
+    def __init__(self, words: list[str], stop: tuple[str, ...], scripted: bool) -> None:
+        self._words = words
+        self._stop = stop
+        self._scripted = scripted  # a script ends (stop) after its last word
+        self._produced = 0
+        self._text = ""
+
+    def next_token(self) -> int:
+        return zlib.crc32(self._next_word().encode()) % 50_000
+
+    def push(self, token_id: int) -> tuple[str, bool]:
+        piece = self._next_word() if self._produced == 0 else " " + self._next_word()
+        self._produced += 1
+        for stop in self._stop:
+            where = (self._text + piece).find(stop)
+            if where >= 0:
+                return (self._text + piece)[len(self._text) : where], True
+        self._text += piece
+        return piece, self._scripted and self._produced >= len(self._words)
+
+    def flush(self) -> str:
+        return ""  # nothing is held back
+
+    def _next_word(self) -> str:
+        return self._words[self._produced % len(self._words)] if self._words else ""
 
 
 class FakeEngine:
@@ -94,7 +114,8 @@ class FakeEngine:
     def __init__(self, spec: FakeSpec, worker_index: int) -> None:
         self._spec = spec
         self._worker_index = worker_index
-        self._active: dict[str, _Sequence] = {}
+        self.scheduler = Scheduler(spec.max_num_seqs, prefill_tokens=spec.max_model_len)
+        self._failing: set[str] = set()
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -106,60 +127,50 @@ class FakeEngine:
         )
 
     def add(self, request: EngineRequest) -> None:
-        text = request.request.prompt or "".join(m.content for m in request.request.messages or ())
+        gen = request.request
+        text = gen.prompt or "".join(m.content for m in gen.messages or ())
         if CRASH_MARKER in text:
             self._crash()
-        self._active[request.job_id] = _Sequence(request, self._spec.script)
+        script = self._spec.script
+        words = list(script) if script is not None else (_prompt_words(gen) or ["token"])
+        detok = _Words(words, gen.params.stop, scripted=script is not None)
+        self.scheduler.add(
+            Sequence(request.job_id, [0] * count_tokens(gen), gen.params.max_tokens or 16, detok)
+        )
+        if FAIL_MARKER in text:
+            self._failing.add(request.job_id)
 
     def abort(self, job_id: str) -> None:
-        self._active.pop(job_id, None)
+        self.scheduler.abort(job_id)
+        self._failing.discard(job_id)
 
     def has_work(self) -> bool:
-        return bool(self._active)
+        return self.scheduler.has_work()
 
     def step(self) -> list[StepOutput]:
+        plan = self.scheduler.schedule()
+        if plan is None:
+            return []
         if self._spec.step_delay:
             time.sleep(self._spec.step_delay)
-        outputs = []
-        for seq in list(self._active.values())[: self._spec.max_num_seqs]:
-            output = self._advance(seq)
-            outputs.append(output)
-            if output.finish_reason is not None:
-                del self._active[seq.job_id]
+        outputs = [self._advance(seq) for seq in plan.seqs]
+        self.scheduler.postprocess(plan)
         return outputs
 
     def close(self) -> None:
-        self._active.clear()
+        self.scheduler.clear()
 
-    def _advance(self, seq: _Sequence) -> StepOutput:
-        if seq.fail:
+    def _advance(self, seq: Sequence) -> StepOutput:
+        if seq.job_id in self._failing:
+            self._failing.discard(seq.job_id)
+            seq.finish_reason = "error"
             return StepOutput(
                 seq.job_id,
                 finish_reason="error",
                 error=f"the fake engine failed on request ({FAIL_MARKER} in the prompt)",
             )
-        if self._spec.script is not None and seq.produced >= len(seq.words):
-            return StepOutput(seq.job_id, finish_reason="stop")
-        word = seq.words[seq.produced % len(seq.words)]
-        piece = word if seq.produced == 0 else " " + word
-        seq.produced += 1
-        token_id = zlib.crc32(word.encode()) % 50_000
-        for stop in seq.stop:
-            where = (seq.text + piece).find(stop)
-            if where >= 0:
-                return StepOutput(
-                    seq.job_id,
-                    text=(seq.text + piece)[len(seq.text) : where],
-                    token_ids=(token_id,),
-                    finish_reason="stop",
-                )
-        seq.text += piece
-        finish = None
-        if seq.produced >= seq.max_tokens:
-            finish = "length"
-        elif self._spec.script is not None and seq.produced >= len(seq.words):
-            finish = "stop"
-        return StepOutput(seq.job_id, text=piece, token_ids=(token_id,), finish_reason=finish)
+        assert isinstance(seq.detok, _Words)  # only this engine's sequences are here
+        return seq.append(seq.detok.next_token())
 
     @staticmethod
     def _crash() -> None:

@@ -1,10 +1,9 @@
 """The transformers engine: one model replica, batched decoding, continuous batching.
 
-This is the one torch-heavy module. ``step()`` is either a prefill (waiting sequences are
-tokenized, run together left-padded, and get their first token) or a decode (every running
-sequence gets one token); prefill and decode alternate while both have work, so a new
-request waits at most one decode step to start and running ones skip at most one step for
-it. Sequences join and leave between steps through ``RaggedBatch``.
+This is the one torch-heavy module. ``step()`` is schedule, run, postprocess: the scheduler
+(engine/scheduler.py) chooses a prefill (waiting sequences run together left-padded and get
+their first token) or a decode (every running sequence gets one token); this module runs it.
+Sequences join and leave the cache between steps through ``RaggedBatch``.
 
 Why our own loop and not transformers' ``generate_batch``: measured on this 2-core CPU with
 SmolLM2-135M fp32, 8 prompts x 64 tokens: padded ``generate`` 62.7 tok/s, ``generate_batch``
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from typing import Any
 
 import torch
@@ -28,6 +26,8 @@ from .batch import RaggedBatch
 from .detok import Detokenizer
 from .prompt import encode, load_tokenizer
 from .sampling import Draw, RowSampler, sample
+from .scheduler import Plan, Scheduler
+from .sequence import Sequence
 from .sources import resolve_model_dir
 
 __all__ = ["TransformersEngine", "kv_bytes_per_token"]
@@ -36,32 +36,6 @@ log = logging.getLogger("jupyter_llm.engine")
 
 _PREFILL_TOKENS = 4096  # prompt tokens (padded) one prefill may take; at least one sequence
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class _Sequence:
-    __slots__ = ("detok", "job_id", "max_tokens", "output_ids", "prompt_ids", "sampler", "stop_ids")
-
-    def __init__(
-        self,
-        job_id: str,
-        prompt_ids: list[int],
-        max_tokens: int,
-        stop_ids: set[int],
-        sampler: RowSampler,
-        detok: Detokenizer,
-    ) -> None:
-        self.job_id = job_id
-        self.prompt_ids = prompt_ids
-        self.output_ids: list[int] = []
-        self.max_tokens = max_tokens
-        self.stop_ids = stop_ids
-        self.sampler = sampler
-        self.detok = detok
-
-    @property
-    def position(self) -> int:
-        """The position id of the last token, the one fed to the next decode step."""
-        return len(self.prompt_ids) + len(self.output_ids) - 1
 
 
 def resolve_device(device: str | tuple[str, ...], worker_index: int) -> torch.device:
@@ -109,7 +83,6 @@ class TransformersEngine:
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model = model.to(self.device).eval()
-        self.max_num_seqs = params.max_num_seqs
         self.max_model_len = params.max_model_len or int(
             getattr(model.config.get_text_config(decoder=True), "max_position_embeddings", 2048)
         )
@@ -126,9 +99,8 @@ class TransformersEngine:
             device=str(self.device),
             tokenizer=str(model_dir),
         )
-        self.waiting: deque[_Sequence] = deque()
-        self.batch: RaggedBatch[_Sequence] = RaggedBatch()
-        self._prefilled_last = False
+        self.scheduler = Scheduler(params.max_num_seqs, _PREFILL_TOKENS)
+        self.batch = RaggedBatch()
         log.info(
             "model %s loaded on %s (%s), %d units",
             config.name,
@@ -151,38 +123,34 @@ class TransformersEngine:
         stop_ids = (set() if params.ignore_eos else self.eos_ids) | set(params.stop_token_ids)
         sampler = RowSampler(params, prompt_ids, self.device)
         detok = Detokenizer(self.tokenizer, prompt_ids, params.stop)
-        self.waiting.append(
-            _Sequence(request.job_id, prompt_ids, max_tokens, stop_ids, sampler, detok)
-        )
+        seq = Sequence(request.job_id, prompt_ids, max_tokens, detok, stop_ids, sampler)
+        self.scheduler.add(seq)
 
     def abort(self, job_id: str) -> None:
-        self.waiting = deque(s for s in self.waiting if s.job_id != job_id)
-        self.batch.keep([i for i, s in enumerate(self.batch.rows) if s.job_id != job_id])
+        row = self.scheduler.abort(job_id)
+        if row is not None:
+            self.batch.keep([i for i in range(len(self.batch)) if i != row])
 
     def has_work(self) -> bool:
-        return bool(self.waiting or self.batch.rows)
+        return self.scheduler.has_work()
 
     def step(self) -> list[StepOutput]:
-        room = self.max_num_seqs - len(self.batch)
-        prefill = self.waiting and room > 0 and (not self.batch.rows or not self._prefilled_last)
-        self._prefilled_last = bool(prefill)
+        plan = self.scheduler.schedule()
+        if plan is None:
+            return []
         with torch.inference_mode():
-            return self._prefill(room) if prefill else self._decode()
+            outputs = self._prefill(plan) if plan.prefill else self._decode(plan)
+        return outputs
 
     def close(self) -> None:
-        self.waiting.clear()
+        self.scheduler.clear()
         self.batch = RaggedBatch()
 
     # -- steps -----------------------------------------------------------------------------
 
-    def _prefill(self, room: int) -> list[StepOutput]:
-        new = [self.waiting.popleft()]
-        longest = len(new[0].prompt_ids)
-        while self.waiting and len(new) < room:
-            longest = max(longest, len(self.waiting[0].prompt_ids))
-            if longest * (len(new) + 1) > _PREFILL_TOKENS:
-                break
-            new.append(self.waiting.popleft())
+    def _prefill(self, plan: Plan) -> list[StepOutput]:
+        new = list(plan.seqs)
+        longest = max(len(seq.prompt_ids) for seq in new)
         ids = torch.full((len(new), longest), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(new), longest), dtype=torch.long)
         for row, seq in enumerate(new):  # pad left: decoder-only models continue from the right
@@ -201,18 +169,17 @@ class TransformersEngine:
                 logits_to_keep=1,
             )
         except torch.OutOfMemoryError as exc:
-            return self._out_of_memory(new, exc)
-        outputs, keep = self._advance(new, self._draw(new, out.logits[:, -1, :]))
-        joining: RaggedBatch[_Sequence] = RaggedBatch()
-        joining.join(new, cache, mask)
-        joining.keep(keep)
-        if joining.rows:
-            assert joining.cache is not None and joining.mask is not None
-            self.batch.join(joining.rows, joining.cache, joining.mask)
+            return self._out_of_memory(plan, exc)
+        outputs = self._advance(new, self._draw(new, out.logits[:, -1, :]))
+        joining = RaggedBatch()
+        joining.join(cache, mask)
+        joining.keep(self.scheduler.postprocess(plan))
+        if joining.cache is not None and joining.mask is not None:
+            self.batch.join(joining.cache, joining.mask)
         return outputs
 
-    def _decode(self) -> list[StepOutput]:
-        rows = self.batch.rows
+    def _decode(self, plan: Plan) -> list[StepOutput]:
+        rows = list(plan.seqs)
         ids = torch.tensor([[s.output_ids[-1]] for s in rows], device=self.device)
         positions = torch.tensor([[s.position] for s in rows], device=self.device)
         mask = self.batch.grow()
@@ -226,44 +193,31 @@ class TransformersEngine:
             )
         except torch.OutOfMemoryError as exc:
             self.batch = RaggedBatch()
-            return self._out_of_memory(rows, exc)
-        outputs, keep = self._advance(rows, self._draw(rows, out.logits[:, -1, :]))
-        self.batch.keep(keep)
+            return self._out_of_memory(plan, exc)
+        outputs = self._advance(rows, self._draw(rows, out.logits[:, -1, :]))
+        self.batch.keep(self.scheduler.postprocess(plan))
         return outputs
 
-    def _draw(self, rows: list[_Sequence], logits: torch.Tensor) -> list[Draw]:
+    def _draw(self, rows: list[Sequence], logits: torch.Tensor) -> list[Draw]:
         return sample([s.sampler for s in rows], logits, self.tokenizer.decode)
 
-    def _advance(
-        self, rows: list[_Sequence], draws: list[Draw]
-    ) -> tuple[list[StepOutput], list[int]]:
-        """Append each row's token; returns the outputs and the rows that go on."""
-        outputs, keep = [], []
-        for index, (seq, draw) in enumerate(zip(rows, draws, strict=True)):
-            token = draw.token_id
-            seq.output_ids.append(token)
-            seq.sampler.observe(token)
-            finish: str | None = None
-            if token in seq.stop_ids:
-                text, finish = seq.detok.flush(), "stop"
-            else:
-                text, stopped = seq.detok.push(token)
-                if stopped:
-                    finish = "stop"
-                elif len(seq.output_ids) >= seq.max_tokens:
-                    text, finish = text + seq.detok.flush(), "length"
-            logprobs = None if draw.logprob is None else (draw.logprob,)
-            outputs.append(StepOutput(seq.job_id, text, (token,), finish, logprobs=logprobs))
-            if finish is None:
-                keep.append(index)
-        return outputs, keep
+    @staticmethod
+    def _advance(rows: list[Sequence], draws: list[Draw]) -> list[StepOutput]:
+        outputs = []
+        for seq, draw in zip(rows, draws, strict=True):
+            seq.sampler.observe(draw.token_id)
+            outputs.append(seq.append(draw.token_id, draw.logprob))
+        return outputs
 
-    def _out_of_memory(self, rows: list[_Sequence], exc: BaseException) -> list[StepOutput]:
+    def _out_of_memory(self, plan: Plan, exc: BaseException) -> list[StepOutput]:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         message = f"out of memory on {self.device} in this step ({exc}); retry with fewer tokens"
         log.error("model step failed: %s", message)
-        return [StepOutput(s.job_id, finish_reason="error", error=message) for s in rows]
+        for seq in plan.seqs:
+            seq.finish_reason = "error"
+        self.scheduler.postprocess(plan)
+        return [StepOutput(s.job_id, finish_reason="error", error=message) for s in plan.seqs]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

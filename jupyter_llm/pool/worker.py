@@ -24,12 +24,12 @@ import queue
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 from ..engine.base import EngineSpec
+from ..engine.scheduler import Burst
 from ..types import StepOutput
 from .threads import start_thread
 
@@ -41,8 +41,7 @@ WorkerKind = Literal["process", "thread"]
 Message = tuple[Any, ...]
 
 _NICENESS = 10
-_GATHER_SECS = 0.002  # from idle, wait this long for the next job of a burst...
-_GATHER_MAX_SECS = 0.010  # ...and no longer than this in all
+_BURST_POLICY = Burst()
 _BURST = 256  # outputs folded into one loop callback at most: bounds the loop's time in it
 
 
@@ -114,17 +113,9 @@ def _process_main(conn: Connection, spec: EngineSpec, index: int) -> None:
 
 
 def _gather(conn: Connection, engine: Any, active: set[str]) -> bool:
-    """Woken from idle: take in the rest of a burst of jobs before the first step.
-
-    Jobs submitted together arrive a few hundred microseconds apart; prefilling them in one
-    step instead of two or three is worth a couple of milliseconds of the first one's wait
-    (measured with 8 concurrent SmolLM2 streams). False once told to stop.
-    """
-    deadline = time.monotonic() + _GATHER_MAX_SECS
-    while time.monotonic() < deadline and conn.poll(_GATHER_SECS):
-        if not _apply_commands(conn, engine, active):
-            return False
-    return True
+    """Woken from idle: take in the rest of a burst of jobs before the first step (the policy
+    is engine/scheduler.py's ``Burst``). False once told to stop."""
+    return _BURST_POLICY.gather(conn.poll, lambda: _apply_commands(conn, engine, active))
 
 
 def _apply_commands(conn: Connection, engine: Any, active: set[str]) -> bool:

@@ -162,7 +162,7 @@ def test_chat_messages_use_the_chat_template(tiny_model_dir):
     )
     engine.add(EngineRequest("c", request, 0))
     assert (
-        engine.waiting[0].prompt_ids
+        engine.scheduler.waiting[0].prompt_ids
         == engine.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
             add_generation_prompt=True,
