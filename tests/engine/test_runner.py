@@ -240,3 +240,11 @@ def test_a_real_cuda_out_of_memory_fails_the_step_not_the_worker(tiny_model_dir)
     torch.cuda.empty_cache()
     tokens, _, finish = run(engine, {"after": greedy("The quick brown fox", 8)})
     assert finish["after"] == "length" and len(tokens["after"]) == 8
+
+
+def test_bfloat16_runs_the_same_paths(tiny_model_dir):
+    engine = engine_for(tiny_model_dir, dtype="bfloat16")
+    assert engine.model.dtype == torch.bfloat16
+    requests = {f"job{i}": greedy(p, 12, ignore_eos=True) for i, p in enumerate(PROMPTS[:4])}
+    tokens, _, finish = run(engine, requests, join_every=1)
+    assert all(len(tokens[job]) == 12 and finish[job] == "length" for job in requests)
