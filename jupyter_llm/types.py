@@ -12,15 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from .errors import (
-    InvalidRequest,
-    JobCancelled,
-    JobExpired,
-    JobFailed,
-    LLMError,
-    ModelNotReady,
-    WorkerLost,
-)
+from .errors import InvalidRequest, LLMError, job_failure
 
 __all__ = [
     "EngineInfo",
@@ -36,7 +28,6 @@ __all__ = [
     "Timings",
     "TokenEvent",
     "Usage",
-    "job_failure",
 ]
 
 
@@ -294,6 +285,15 @@ class Logprob:
     logprob: float
     top: tuple[tuple[str, int, float], ...] = ()
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Logprob:
+        return cls(
+            token=data["token"],
+            token_id=int(data["token_id"]),
+            logprob=float(data["logprob"]),
+            top=tuple((str(t), int(i), float(lp)) for t, i, lp in data.get("top") or ()),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class EngineRequest:
@@ -353,6 +353,10 @@ class TokenEvent:
     @property
     def terminal(self) -> bool:
         return self.status.terminal
+
+    def failure(self, model: str) -> LLMError | None:
+        """The domain error this event ends its job with; None unless it ends a failure."""
+        return job_failure(self.job_id, model, self.status, self.error, self.error_type)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -462,30 +466,3 @@ class JobRecord:
             error=data.get("error"),
             error_type=data.get("error_type"),
         )
-
-
-_FAILURES: dict[str, type[JobFailed]] = {
-    "WorkerLost": WorkerLost,
-    "JobExpired": JobExpired,
-    "JobCancelled": JobCancelled,
-    "JobFailed": JobFailed,
-}
-
-
-def job_failure(
-    job_id: str, model: str, status: JobStatus, error: str | None, error_type: str | None
-) -> LLMError | None:
-    """The domain error a job's ending stands for, from its status and ``error_type``.
-
-    None when the job completed or has not ended. Records from before ``error_type``
-    existed fall back on their status.
-    """
-    if not status.terminal or status is JobStatus.COMPLETED:
-        return None
-    reason = error or status.value
-    if error_type == "ModelNotReady":
-        return ModelNotReady(model, reason)
-    default = {JobStatus.EXPIRED: JobExpired, JobStatus.CANCELLED: JobCancelled}.get(
-        status, JobFailed
-    )
-    return _FAILURES.get(error_type or "", default)(job_id, reason)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ServerRefused, ServerUnreachable
 from .client import Client
-from .errors import CellError, ServerRefused, ServerUnreachable
+from .errors import CellError
 from .generation import Generation
 
 __all__ = [

@@ -1,14 +1,9 @@
-"""What the kernel side adds to the error tree, and the short words a cell shows for each.
+"""How a notebook cell shows an error: ``CellError`` and ``explain``.
 
-The Client raises the same domain errors in both modes (``UnknownModel``, ``QueueFull``,
-``ModelNotReady``, ``JobFailed``...): the HTTP backend turns the server's error bodies back
-into them. Two more exist only here, because only here is there a network::
-
-    LLMError
-    ├── ServerUnreachable    no answer from the jupyter_llm server (refused, timed out, lost)
-    └── ServerRefused        an answer, but not a jupyter_llm one (bad token, no extension)
-
-``explain`` is the one place that words an error for a notebook cell.
+The Client raises the domain errors of ``jupyter_llm.errors`` in both modes (``UnknownModel``,
+``QueueFull``, ``ModelNotReady``, ``JobFailed``...; the HTTP backend rebuilds them from the
+server's error bodies), plus ``ServerUnreachable`` and ``ServerRefused``, which only a
+kernel meets. ``explain`` is the one place that words an error for a notebook cell.
 """
 
 from __future__ import annotations
@@ -23,26 +18,7 @@ from ..errors import (
     UnknownModel,
 )
 
-__all__ = ["CellError", "ServerRefused", "ServerUnreachable", "explain"]
-
-
-class ServerUnreachable(LLMError):
-    """The server did not answer: it is not running, or the network is in the way."""
-
-    def __init__(self, url: str, reason: str, hint: str = "") -> None:
-        self.url = url
-        self.reason = reason
-        tail = f"; {hint}" if hint else ""
-        super().__init__(f"cannot reach the jupyter_llm server at {url}: {reason}{tail}")
-
-
-class ServerRefused(LLMError):
-    """The server answered, but not as jupyter_llm does (a bad token, no extension)."""
-
-    def __init__(self, url: str, status: int, message: str) -> None:
-        self.url = url
-        self.status = status
-        super().__init__(message)
+__all__ = ["CellError", "explain"]
 
 
 class CellError(Exception):

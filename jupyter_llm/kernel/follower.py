@@ -16,7 +16,7 @@ from contextlib import aclosing
 from ..errors import JobFailed, LLMError
 from ..types import JobStatus
 from .backend import Backend
-from .generation import Generation, failure_of
+from .generation import Generation
 
 __all__ = ["follow"]
 
@@ -35,7 +35,7 @@ async def follow(generation: Generation, backend: Backend) -> None:
                 if event.terminal:
                     break
         record = await backend.get(generation.id)
-        generation._finish(record, failure_of(record))
+        generation._finish(record, record.failure())
     except LLMError as exc:  # the server went away, or forgot the job
         generation._finish(None, exc)
     except asyncio.CancelledError:

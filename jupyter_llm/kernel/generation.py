@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from ..errors import LLMError
 from ..types import GenerationRequest, JobRecord, JobStatus, TokenEvent
 
-__all__ = ["Generation", "failure_of"]
+__all__ = ["Generation"]
 
 log = logging.getLogger("jupyter_llm.kernel")
 
@@ -142,7 +142,7 @@ class Generation:
         if self._block_until_done(timeout, cancel_on_interrupt=False):
             return
         if isinstance(record, JobRecord) and record.status.terminal:  # its stream went quiet
-            self._post(lambda: self._finish(record, failure_of(record)))
+            self._post(lambda: self._finish(record, record.failure()))
             self._block_until_done(timeout, cancel_on_interrupt=False)
 
     def _block_until_done(self, timeout: float | None, cancel_on_interrupt: bool = True) -> bool:
@@ -278,11 +278,6 @@ class Generation:
                 loop.call_soon_threadsafe(_resolve, future)
             except RuntimeError:  # that loop has closed: nobody is waiting any more
                 continue
-
-
-def failure_of(record: JobRecord) -> LLMError | None:
-    """The error a finished job stands for; ``None`` when it completed."""
-    return record.failure()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -10,39 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncGenerator
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from ..errors import (
     InvalidRequest,
-    JobCancelled,
-    JobExpired,
-    JobFailed,
     LLMError,
     ModelNotReady,
     QueueFull,
+    ServerRefused,
+    ServerUnreachable,
     UnknownJob,
-    UnknownModel,
-    WorkerLost,
+    error_class,
 )
-from ..types import GenerationRequest, JobRecord, JobStatus, SamplingParams, TokenEvent
-from .errors import ServerRefused, ServerUnreachable
+from ..types import GenerationRequest, JobRecord, JobStatus, Logprob, SamplingParams, TokenEvent
 from .sse import read_events
 
 __all__ = ["RemoteBackend", "job_body", "token_event"]
 
-E = TypeVar("E", bound=LLMError)
-
 _DEFAULT_PARAMS = SamplingParams().to_dict()
-_JOB_ERRORS: dict[str, type[JobFailed]] = {
-    "worker_lost": WorkerLost,
-    "queue_timeout": JobExpired,
-    "job_cancelled": JobCancelled,
-    "engine_error": JobFailed,
-}
 
 
 class RemoteBackend:
@@ -172,7 +160,6 @@ class RemoteBackend:
                 self.url, status, f"the server at {self.url} answered HTTP {status}"
             )
         message = str(error.get("message") or f"HTTP {status}")
-        code = error.get("code")
         if status in (401, 403):
             return ServerRefused(
                 self.url,
@@ -180,21 +167,27 @@ class RemoteBackend:
                 f"the server at {self.url} refused the token (HTTP {status}: {message}); "
                 "set JUPYTER_LLM_TOKEN to the server's token",
             )
-        if code in ("invalid_value", "unsupported_parameter") or status == 400:
-            return InvalidRequest(message, error.get("param"))
-        if code == "model_not_found":
-            return _restore(UnknownModel, message, name=model, available=_names(message))
-        if code == "job_not_found" or (status == 404 and job_id is not None):
-            return _restore(UnknownJob, message, job_id=job_id)
-        if code == "queue_full" or status == 429:
-            retry = _number(response.headers.get("Retry-After"), 1.0)
-            depth = int(_number(_search(r"\((\d+) jobs waiting\)", message), 0))
-            return _restore(QueueFull, message, model=model, depth=depth, retry_after=retry)
-        if code in _JOB_ERRORS:
-            return _restore(_JOB_ERRORS[code], message, job_id=job_id, reason=message)
-        if code in ("model_not_ready", "config_error") or status == 503:
-            return _restore(ModelNotReady, message, model=model, reason=message)
-        return ServerRefused(self.url, status, f"the server answered HTTP {status}: {message}")
+        # The body's fields, with what this request knows for any an older server left out.
+        details = {"model": model, "job_id": job_id, **error}
+        if "retry_after" not in error:
+            details["retry_after"] = _number(response.headers.get("Retry-After"), 1.0)
+        kind = error_class(error.get("code"))
+        if kind is None:  # no code of ours: go by the status alone
+            kind = _BY_STATUS.get(status)
+            if status == 404 and job_id is None:
+                kind = None
+        if kind is None:
+            return ServerRefused(self.url, status, f"the server answered HTTP {status}: {message}")
+        return kind.restore(message, details)
+
+
+# What a status means when the body names no code of ours.
+_BY_STATUS: dict[int, type[LLMError]] = {
+    400: InvalidRequest,
+    404: UnknownJob,
+    429: QueueFull,
+    503: ModelNotReady,
+}
 
 
 def job_body(request: GenerationRequest) -> dict[str, Any]:
@@ -227,17 +220,11 @@ def token_event(data: dict[str, Any]) -> TokenEvent:
         token_ids=tuple(data.get("token_ids") or ()),
         finish_reason=data.get("finish_reason"),
         error=data.get("error"),
+        logprobs=None
+        if data.get("logprobs") is None
+        else tuple(Logprob.from_dict(lp) for lp in data["logprobs"]),
+        error_type=data.get("error_type"),
     )
-
-
-def _restore(cls: type[E], message: str, **attributes: Any) -> E:
-    """The domain error the server reported, in the server's words (its own ``__init__``
-    would word it again from parts the body does not carry)."""
-    error = cls.__new__(cls)
-    Exception.__init__(error, message)
-    for name, value in attributes.items():
-        setattr(error, name, value)
-    return error
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any] | None:
@@ -261,16 +248,6 @@ def _reason(exc: httpx.TransportError) -> str:
 
 def _job_id(path: str) -> str | None:
     return path.split("/")[1] if path.startswith("jobs/") else None
-
-
-def _names(message: str) -> list[str]:
-    found = _search(r"available models: (.*)$", message)
-    return [] if found in (None, "none") else [n.strip() for n in str(found).split(",")]
-
-
-def _search(pattern: str, text: str) -> str | None:
-    match = re.search(pattern, text)
-    return match.group(1) if match else None
 
 
 def _number(value: str | None, default: float) -> float:

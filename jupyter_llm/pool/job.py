@@ -6,6 +6,7 @@ import asyncio
 import time
 from array import array
 
+from ..errors import failure_type
 from ..types import (
     GenerationRequest,
     JobRecord,
@@ -18,12 +19,6 @@ from ..types import (
 )
 
 __all__ = ["Job"]
-
-_ERROR_TYPES = {
-    JobStatus.FAILED: "JobFailed",
-    JobStatus.EXPIRED: "JobExpired",
-    JobStatus.CANCELLED: "JobCancelled",
-}
 
 
 class Job:
@@ -132,7 +127,7 @@ class Job:
         self.status = status
         self.finish_reason = finish_reason
         self.error = error
-        self.error_type = error_type or _ERROR_TYPES.get(status)
+        self.error_type = error_type or failure_type(status)
         self.finished_at = time.time()
         if self.expiry is not None:
             self.expiry.cancel()

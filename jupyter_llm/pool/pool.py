@@ -24,7 +24,14 @@ from collections.abc import AsyncIterator, Callable
 from ..config import Config, ModelConfig
 from ..engine import spec_for
 from ..engine.base import EngineSpec
-from ..errors import LLMError, ModelNotReady, QueueFull, UnknownJob, UnknownModel
+from ..errors import (
+    LLMError,
+    ModelNotReady,
+    QueueFull,
+    UnknownJob,
+    UnknownModel,
+    failure_type,
+)
 from ..types import GenerationRequest, JobRecord, JobStatus, TokenEvent
 from .job import Job
 from .lot import ModelLot
@@ -157,6 +164,7 @@ class Pool:
                 status=JobStatus.FAILED,
                 finish_reason="error",
                 error=f"the server restarted before this job finished ({why})",
+                error_type=failure_type(JobStatus.FAILED),
                 timings=dataclasses.replace(record.timings, finished_at=time.time()),
             )
             self._mailbox.put(failed)
@@ -236,6 +244,7 @@ class Pool:
                 text=record.text if after < 0 else "",
                 finish_reason=record.finish_reason,
                 error=record.error,
+                error_type=record.error_type,
             )
             return
         index = after + 1

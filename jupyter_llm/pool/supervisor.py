@@ -18,7 +18,7 @@ from typing import Protocol
 from ..engine.base import EngineSpec
 from ..types import EngineInfo, StepOutput
 from .stats import WorkerInfo
-from .worker import Message, WorkerHandle, WorkerKind
+from .worker import WireMessage, WorkerHandle, WorkerKind
 
 __all__ = ["Supervisor", "WorkerEvents"]
 
@@ -73,7 +73,7 @@ class Supervisor:
         for index in range(self._count):
             self._spawn(index)
 
-    def send(self, index: int, message: Message) -> None:
+    def send(self, index: int, message: WireMessage) -> None:
         self._handles[index].send(message)
 
     async def stop(self) -> None:
@@ -115,7 +115,7 @@ class Supervisor:
             self._failed(handle.index, f"the worker could not start: {error}")
             self._events.workers_settled()
 
-    def _on_messages(self, handle: WorkerHandle, batch: list[Message]) -> None:
+    def _on_messages(self, handle: WorkerHandle, batch: list[WireMessage]) -> None:
         if not self._current(handle):
             return  # news from a worker already replaced or stopped
         for message in batch:

@@ -38,7 +38,7 @@ __all__ = ["WorkerHandle", "WorkerKind", "worker_main"]
 log = logging.getLogger("jupyter_llm.pool")
 
 WorkerKind = Literal["process", "thread"]
-Message = tuple[Any, ...]
+WireMessage = tuple[Any, ...]  # one message between the pool and a worker (a command or a reply)
 
 _NICENESS = 10
 _BURST_POLICY = Burst()
@@ -93,7 +93,7 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
         conn.close()
 
 
-def _size(message: Message) -> int:
+def _size(message: WireMessage) -> int:
     return len(message[1]) if message[0] == "out" else 1
 
 
@@ -149,7 +149,7 @@ class WorkerHandle:
         index: int,
         kind: WorkerKind,
         loop: asyncio.AbstractEventLoop,
-        on_messages: Callable[[WorkerHandle, list[Message]], None],
+        on_messages: Callable[[WorkerHandle, list[WireMessage]], None],
         on_exit: Callable[[WorkerHandle], None],
         stack_size: int = 0,
     ) -> None:
@@ -162,7 +162,7 @@ class WorkerHandle:
         self._on_messages = on_messages
         self._on_exit = on_exit
         self._stack_size = stack_size
-        self._outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[WireMessage | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
         self._process: Any = None  # multiprocessing.Process under the spawn context
         self._threads: list[threading.Thread] = []
@@ -206,7 +206,7 @@ class WorkerHandle:
         self._threads.append(start_thread(self._read, f"{self.name}-reader", self._stack_size))
         self._threads.append(start_thread(self._write, f"{self.name}-sender", self._stack_size))
 
-    def send(self, message: Message) -> None:
+    def send(self, message: WireMessage) -> None:
         """Queue a command; never blocks."""
         self._outbox.put(message)
 

@@ -5,7 +5,9 @@ REST routes and the OpenAI routes alike, so both answer with the same body::
 
     {"error": {"message": ..., "type": ..., "param": ..., "code": ...}}
 
-A job that ended without a result is turned back into its domain error by ``failure_of``.
+Beside OpenAI's four keys, the body carries the error's ``fields`` (a full queue's ``depth``
+and ``retry_after``, an unknown model's ``available`` names...), so a client rebuilds the
+error from them (``LLMError.restore``) instead of parsing the message.
 """
 
 from __future__ import annotations
@@ -30,17 +32,8 @@ from ..errors import (
     UnknownModel,
     WorkerLost,
 )
-from ..types import JobStatus, job_failure
 
-__all__ = ["HTTPFailure", "UnsupportedParameter", "failure_of", "translate"]
-
-
-class UnsupportedParameter(InvalidRequest):
-    """A parameter that jupyter_llm does not implement (400, never silently ignored)."""
-
-    def __init__(self, param: str, why: str = "") -> None:
-        detail = f": {why}" if why else ""
-        super().__init__(f"unsupported parameter {param!r}{detail}", param=param)
+__all__ = ["HTTPFailure", "translate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +44,12 @@ class HTTPFailure:
     code: str | None = None
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {
             "error": {
+                **self.details,
                 "message": self.message,
                 "type": self.type,
                 "param": self.param,
@@ -63,20 +58,20 @@ class HTTPFailure:
         }
 
 
-# Most specific first: JobTooLarge is an InvalidRequest, WorkerLost a JobFailed, and so on.
-_DOMAIN: tuple[tuple[type[LLMError], int, str, str | None], ...] = (
-    (UnsupportedParameter, 400, "invalid_request_error", "unsupported_parameter"),
-    (InvalidRequest, 400, "invalid_request_error", "invalid_value"),
-    (UnknownModel, 404, "invalid_request_error", "model_not_found"),
-    (UnknownJob, 404, "not_found_error", "job_not_found"),
-    (QueueFull, 429, "rate_limit_error", "queue_full"),
-    (ModelNotReady, 503, "server_error", "model_not_ready"),
-    (ConfigError, 503, "server_error", "config_error"),
-    (WorkerLost, 503, "server_error", "worker_lost"),
-    (JobExpired, 504, "timeout_error", "queue_timeout"),
+# Status and OpenAI type by class, most specific first (a subclass not listed gets its
+# parent's); the codes come from the classes themselves.
+_STATUS: tuple[tuple[type[LLMError], int, str], ...] = (
+    (InvalidRequest, 400, "invalid_request_error"),
+    (UnknownModel, 404, "invalid_request_error"),
+    (UnknownJob, 404, "not_found_error"),
+    (QueueFull, 429, "rate_limit_error"),
+    (ModelNotReady, 503, "server_error"),
+    (ConfigError, 503, "server_error"),
+    (WorkerLost, 503, "server_error"),
+    (JobExpired, 504, "timeout_error"),
     # Cancelled by someone else (DELETE, the server stopping) while this request waited.
-    (JobCancelled, 503, "server_error", "job_cancelled"),
-    (JobFailed, 500, "server_error", "engine_error"),
+    (JobCancelled, 503, "server_error"),
+    (JobFailed, 500, "server_error"),
 )
 
 _HTTP_TYPES = {
@@ -104,26 +99,19 @@ def translate(error: BaseException | None, status: int = 500) -> HTTPFailure:
 
 
 def _from_domain(error: LLMError) -> HTTPFailure:
-    status, kind, code = next(
-        ((status, kind, code) for cls, status, kind, code in _DOMAIN if isinstance(error, cls)),
-        (500, "server_error", None),
+    status, kind = next(
+        ((status, kind) for cls, status, kind in _STATUS if isinstance(error, cls)),
+        (500, "server_error"),
     )
-    param = error.param if isinstance(error, InvalidRequest) else None
+    details = error.details()
+    param = details.pop("param", None)
     if isinstance(error, UnknownModel | ModelNotReady):
         param = "model"
     headers = {}
     if isinstance(error, QueueFull):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    return HTTPFailure(status, str(error), kind, code, param, headers)
+    return HTTPFailure(status, str(error), kind, error.code, param, headers, details)
 
 
 def _http_type(status: int) -> str:
     return _HTTP_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-
-
-def failure_of(
-    model: str, job_id: str, status: JobStatus, error: str | None, error_type: str | None
-) -> LLMError:
-    """The domain error that a job which ended as ``status`` (not completed) stands for."""
-    failure = job_failure(job_id, model, status, error, error_type)
-    return failure if failure is not None else JobFailed(job_id, error or status.value)

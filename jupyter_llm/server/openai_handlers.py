@@ -18,11 +18,11 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import LLMError
+from ..errors import JobFailed, LLMError
 from ..pool import Pool
 from ..types import JobRecord, JobStatus, Logprob, TokenEvent
 from .base import LLMHandler
-from .http_errors import failure_of, translate
+from .http_errors import translate
 from .replies import Replies, models_list
 from .schema import CompletionCall, parse_chat, parse_completion
 from .sse import ClientGone, EventStream
@@ -69,9 +69,7 @@ class _CompletionsHandler(LLMHandler):
         records = [record for record, _ in results]
         for record in records:
             if record.status is not JobStatus.COMPLETED:
-                raise failure_of(
-                    record.model, record.id, record.status, record.error, record.error_type
-                )
+                raise record.failure() or JobFailed(record.id, record.status.value)
         replies = Replies(call, ids[0])
         self.write_json(replies.completion(records, [logprobs for _, logprobs in results]))
 
@@ -83,8 +81,8 @@ class _CompletionsHandler(LLMHandler):
             async with aclosing(_merge(pool, ids)) as events:
                 async for index, event in events:
                     if event.terminal and event.status is not JobStatus.COMPLETED:
-                        error = failure_of(
-                            call.model, event.job_id, event.status, event.error, event.error_type
+                        error = event.failure(call.model) or JobFailed(
+                            event.job_id, event.status.value
                         )
                         if not stream.started:
                             raise error  # still a real status code: 504, 503...

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, UnsupportedParameter
 from ..types import GenerationRequest, Message, Priority, SamplingParams
-from .http_errors import UnsupportedParameter
 
 __all__ = ["CompletionCall", "parse_chat", "parse_completion", "parse_job"]
 

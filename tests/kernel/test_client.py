@@ -4,6 +4,7 @@ workers are real processes), and over HTTP against the real test server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,12 +12,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jupyter_llm.errors import InvalidRequest, JobCancelled, JobFailed, UnknownJob, UnknownModel
+from jupyter_llm.errors import (
+    InvalidRequest,
+    JobCancelled,
+    JobFailed,
+    QueueFull,
+    UnknownJob,
+    UnknownModel,
+)
 from jupyter_llm.kernel import Client, ServerRefused, ServerUnreachable
 from jupyter_llm.kernel.discovery import Target
 from jupyter_llm.kernel.loop import BackgroundLoop
-from jupyter_llm.kernel.remote import RemoteBackend
-from jupyter_llm.types import JobStatus
+from jupyter_llm.kernel.remote import RemoteBackend, token_event
+from jupyter_llm.types import JobStatus, Logprob, TokenEvent
 
 from .conftest import Server
 
@@ -129,6 +137,29 @@ def test_remote_errors_are_domain_errors(remote: Client, server: Server) -> None
     with pytest.raises(InvalidRequest, match="unsupported parameter 'n'") as caught:
         asyncio.run(bad_param())
     assert caught.value.param == "n"
+
+
+def test_a_full_queue_comes_back_with_its_depth_and_retry_time(remote: Client) -> None:
+    # "tight" runs one job and queues one: the third is refused.
+    held = [remote.generate("a b", model="tight", max_tokens=400, ignore_eos=True) for _ in "ab"]
+    try:
+        with pytest.raises(QueueFull) as caught:
+            remote.generate("a b", model="tight")
+    finally:
+        for g in held:
+            g.cancel()
+    error = caught.value
+    assert (error.model, error.depth) == ("tight", 1)
+    assert isinstance(error.retry_after, float) and error.retry_after > 0
+    assert str(error).startswith("the queue of model 'tight' is full (1 jobs waiting)")
+
+
+def test_token_events_keep_logprobs_and_error_type() -> None:
+    logprobs = (Logprob("a", 7, -0.5, (("a", 7, -0.5), ("b", 8, -1.25))),)
+    tokens = TokenEvent("j", 1, JobStatus.RUNNING, "a", (7,), logprobs=logprobs)
+    failed = TokenEvent("j", 2, JobStatus.FAILED, error="died", error_type="WorkerLost")
+    for event in (tokens, failed):
+        assert token_event(json.loads(json.dumps(event.to_dict()))) == event
 
 
 def test_refusals_and_silence_are_told_apart(server: Server) -> None:

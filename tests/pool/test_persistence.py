@@ -74,6 +74,11 @@ async def test_jobs_left_unfinished_by_a_crash_are_failed_without_persistence(ma
     record = await pool.get("lost")
     assert record.status is JobStatus.FAILED
     assert "restarted before this job finished (queue.persistence is off)" in record.error
+    # Replayed from the mailbox, its terminal event still names the error it stands for.
+    (replay,) = [e async for e in pool.events("lost")]
+    assert (replay.status, replay.error_type) == (JobStatus.FAILED, record.error_type)
+    assert replay.error_type is not None
+    assert type(replay.failure(MODEL)) is type(record.failure())
 
 
 async def test_a_crash_leaves_jobs_that_persistence_brings_back(make_pool, tmp_path):

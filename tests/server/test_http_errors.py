@@ -17,10 +17,10 @@ from jupyter_llm.errors import (
     QueueFull,
     UnknownJob,
     UnknownModel,
+    UnsupportedParameter,
     WorkerLost,
 )
-from jupyter_llm.server.http_errors import UnsupportedParameter, failure_of, translate
-from jupyter_llm.types import JobStatus
+from jupyter_llm.server.http_errors import translate
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ from jupyter_llm.types import JobStatus
     [
         (UnsupportedParameter("tools"), 400, "unsupported_parameter", "tools"),
         (InvalidRequest("bad", param="top_p"), 400, "invalid_value", "top_p"),
-        (JobTooLarge(10, 5, "m"), 400, "invalid_value", "max_tokens"),
+        (JobTooLarge(10, 5, "m"), 400, "job_too_large", "max_tokens"),
         (UnknownModel("x", ["m"]), 404, "model_not_found", "model"),
         (UnknownJob("j"), 404, "job_not_found", None),
         (QueueFull("m", 3, 2.2), 429, "queue_full", None),
@@ -38,7 +38,7 @@ from jupyter_llm.types import JobStatus
         (JobExpired("j", "waited"), 504, "queue_timeout", None),
         (JobCancelled("j", "stopped"), 503, "job_cancelled", None),
         (JobFailed("j", "oom"), 500, "engine_error", None),
-        (LLMError("other"), 500, None, None),
+        (LLMError("other"), 500, "internal_error", None),
     ],
 )
 def test_domain_errors_map_to_status_and_body(
@@ -48,7 +48,16 @@ def test_domain_errors_map_to_status_and_body(
     assert failure.status == status
     body = failure.body()["error"]
     assert (body["code"], body["param"], body["message"]) == (code, param, str(error))
-    assert set(body) == {"message", "type", "param", "code"}
+    assert code == error.code
+    # Beside OpenAI's four keys, the fields that rebuild the error; the same error comes back.
+    assert set(body) == {"message", "type", "param", "code"} | set(error.fields)
+    again = type(error).restore(body["message"], body)
+    assert (str(again), again.details()) == (str(error), error.details())
+
+
+def test_the_body_carries_a_full_queues_depth_and_retry_time() -> None:
+    body = translate(QueueFull("m", 3, 2.2)).body()["error"]
+    assert (body["model"], body["depth"], body["retry_after"]) == ("m", 3, 2.2)
 
 
 def test_a_full_queue_says_when_to_retry() -> None:
@@ -62,22 +71,3 @@ def test_http_errors_and_bugs() -> None:
     bug = translate(ZeroDivisionError("secret detail"))
     assert bug.status == 500
     assert "secret" not in bug.message
-
-
-@pytest.mark.parametrize(
-    ("status", "error_type", "kind"),
-    [
-        (JobStatus.EXPIRED, "JobExpired", JobExpired),
-        (JobStatus.EXPIRED, None, JobExpired),
-        (JobStatus.CANCELLED, "JobCancelled", JobCancelled),
-        (JobStatus.CANCELLED, None, JobCancelled),
-        (JobStatus.FAILED, "WorkerLost", WorkerLost),
-        (JobStatus.FAILED, "ModelNotReady", ModelNotReady),
-        (JobStatus.FAILED, "JobFailed", JobFailed),
-        (JobStatus.FAILED, None, JobFailed),
-    ],
-)
-def test_failure_of_a_job(status: JobStatus, error_type: str | None, kind: type[LLMError]) -> None:
-    failure = failure_of("m", "j", status, "why", error_type)
-    assert type(failure) is kind
-    assert "why" in str(failure)

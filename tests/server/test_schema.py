@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_llm.errors import InvalidRequest
-from jupyter_llm.server.http_errors import UnsupportedParameter
+from jupyter_llm.errors import InvalidRequest, UnsupportedParameter
 from jupyter_llm.server.schema import parse_chat, parse_completion, parse_job
 from jupyter_llm.types import Message, Priority
 
