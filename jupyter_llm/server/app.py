@@ -21,6 +21,7 @@ from ..config import load_config, resolve_config_path
 from ..errors import ConfigError
 from ..pool import Pool
 from .api_handlers import api_handlers
+from .base import STATE_KEY, LLMState
 from .metrics import PrometheusObserver, forget_pool, watch_pool
 from .openai_handlers import openai_handlers
 
@@ -86,10 +87,12 @@ class LLMExtension(ExtensionApp):
         except ConfigError as exc:
             self.log.error("jupyter_llm: no models are served: %s", exc)
             self.config_error = exc
-            return
-        self.log.info("jupyter_llm: models from %s: %s", path, ", ".join(config.names))
-        self.created = time.time()
-        self.pool = Pool(config, observer=PrometheusObserver(), drain_secs=self.drain_secs)
+        else:
+            self.log.info("jupyter_llm: models from %s: %s", path, ", ".join(config.names))
+            self.created = time.time()
+            self.pool = Pool(config, observer=PrometheusObserver(), drain_secs=self.drain_secs)
+        state = LLMState(self.pool, self.config_error, self.created, self.keepalive_secs)
+        self.settings[STATE_KEY] = state
 
     def initialize_handlers(self) -> None:
         self.handlers.extend([*api_handlers, *openai_handlers])
@@ -113,11 +116,3 @@ class LLMExtension(ExtensionApp):
             return None
         total = self.pool.stats().total
         return [f"jupyter_llm: {total.running} jobs running, {total.queued} waiting"]
-
-    def require_pool(self) -> Pool:
-        """The pool, or the configuration error that kept it from being built."""
-        if self.pool is None:
-            assert self.config_error is not None
-            error = self.config_error  # a fresh instance: each raise gets its own traceback
-            raise ConfigError(error.file, error.key, error.problem)
-        return self.pool

@@ -1,27 +1,49 @@
 """What every jupyter_llm handler shares: the pool, JSON in and out, errors, disconnects.
 
-Handlers raise domain errors (``UnknownModel``, ``QueueFull``...) and let ``write_error``
-answer through the one translator in ``http_errors``. ``gone`` resolves when the client
-closes its connection, so a handler waiting on the pool can stop waiting.
+The extension leaves an ``LLMState`` in the web app's settings and handlers read it from
+there (as jupyter_server_terminals hands its manager over), so nothing here imports the
+extension app. Handlers raise domain errors (``UnknownModel``, ``QueueFull``...) and let
+``write_error`` answer through the one translator in ``http_errors``. ``gone`` resolves
+when the client closes its connection, so a handler waiting on the pool can stop waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 
-from ..errors import InvalidRequest, LLMError
+from ..errors import ConfigError, InvalidRequest, LLMError
 from ..pool import Pool
 from .http_errors import translate
 
-if TYPE_CHECKING:
-    from .app import LLMExtension
+__all__ = ["STATE_KEY", "LLMHandler", "LLMState"]
 
-__all__ = ["LLMHandler"]
+#: The web app's setting that holds the ``LLMState``.
+STATE_KEY = "jupyter_llm_state"
+
+
+@dataclass(frozen=True, slots=True)
+class LLMState:
+    """What the handlers need of the extension, set once when the server starts."""
+
+    pool: Pool | None
+    #: Why there is no pool: the configuration could not be loaded (reported by every route).
+    config_error: ConfigError | None
+    created: float  # when the models were configured (OpenAI's "created" of a model)
+    keepalive_secs: float
+
+    def require_pool(self) -> Pool:
+        """The pool, or the configuration error that kept it from being built."""
+        if self.pool is None:
+            assert self.config_error is not None
+            error = self.config_error  # a fresh instance: each raise gets its own traceback
+            raise ConfigError(error.file, error.key, error.problem)
+        return self.pool
 
 
 class LLMHandler(ExtensionHandlerMixin, APIHandler):
@@ -31,8 +53,8 @@ class LLMHandler(ExtensionHandlerMixin, APIHandler):
     _gone: asyncio.Future[None] | None = None
 
     @property
-    def llm(self) -> LLMExtension:
-        return cast("LLMExtension", self.extensionapp)
+    def llm(self) -> LLMState:
+        return cast(LLMState, self.settings[STATE_KEY])
 
     @property
     def pool(self) -> Pool:

@@ -17,7 +17,7 @@ import pytest
 
 from jupyter_llm.errors import ConfigError, LLMError
 from jupyter_llm.pool.mailbox import Mailbox, MemoryMailbox, default_mailbox_path, open_mailbox
-from jupyter_llm.pool.sqlite_mailbox import SqliteMailbox
+from jupyter_llm.pool.mailbox.sqlite import SqliteMailbox
 from jupyter_llm.types import (
     GenerationRequest,
     JobRecord,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from jupyter_llm.pool.sqlite_mailbox import SqliteMailbox
+from jupyter_llm.pool.mailbox.sqlite import SqliteMailbox
 from jupyter_llm.types import GenerationRequest, JobRecord, JobStatus, SamplingParams, Timings
 
 from ..support import MODEL, make_config

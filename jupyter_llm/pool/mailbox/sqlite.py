@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, LLMError
-from ..types import GenerationRequest, JobRecord, JobStatus
-from .mailbox import Mailbox, _is_expired, _matches
+from ...errors import ConfigError, LLMError
+from ...types import GenerationRequest, JobRecord, JobStatus
+from .base import Mailbox, is_expired, matches
 
 __all__ = ["SqliteMailbox"]
 
@@ -176,7 +176,7 @@ class SqliteMailbox(Mailbox):
             gone = tuple(
                 i
                 for i, e in self._hot.items()
-                if e.record is not None and _is_expired(e.record, before)
+                if e.record is not None and is_expired(e.record, before)
             )
             for job_id in gone:
                 self._seq += 1
@@ -231,7 +231,7 @@ class SqliteMailbox(Mailbox):
         sql = "SELECT record FROM jobs WHERE id = ?"
         row = await self._read(lambda c: c.execute(sql, (job_id,)).fetchone())
         record = None if row is None else _load_record(row[0])
-        if record is not None and floor is not None and _is_expired(record, floor):
+        if record is not None and floor is not None and is_expired(record, floor):
             return None  # its sweep is not committed yet
         return record
 
@@ -248,7 +248,7 @@ class SqliteMailbox(Mailbox):
         found = [
             (e.seq, e.record)
             for e in hot.values()
-            if e.record is not None and _matches(e.record, model, status)
+            if e.record is not None and matches(e.record, model, status)
         ]
         found += [(seq, _load_record(text)) for job_id, seq, text in rows if job_id not in hot]
         found.sort(key=lambda f: (f[1].timings.created_at, f[0]), reverse=True)
