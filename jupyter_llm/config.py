@@ -9,7 +9,6 @@ Unknown keys are errors, never ignored: a typo must not silently fall back to a 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, UnknownModel
+from .validate import SAMPLING, Range, is_int, package_resource, show
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -241,26 +241,22 @@ class _Rule:
 
     def apply(self, value: object, key: str) -> Any:
         if not self.accepts(value):
-            got = f", got {_show(value)}" if self.echo else ""
+            got = f", got {show(value)}" if self.echo else ""
             raise _Invalid(key, f"expected {self.expect}{got}")
         return self.convert(value)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    # Ints skip isfinite: a 400-digit YAML integer would overflow converting to float.
-    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+def _range(accepted: Range) -> _Rule:
+    convert: Callable[[Any], Any] = (lambda v: v) if accepted.integer else float
+    return _Rule(accepted.expect, accepted.accepts, convert)
 
 
 def _integer(minimum: int) -> _Rule:
-    return _Rule(f"an integer of at least {minimum}", lambda v: _is_int(v) and v >= minimum)
+    return _range(Range(minimum, integer=True))
 
 
 def _positive_number() -> _Rule:
-    return _Rule("a number above 0", lambda v: _is_number(v) and v > 0, float)
+    return _range(Range(0, low_open=True))
 
 
 def _choice(*options: str) -> _Rule:
@@ -298,7 +294,7 @@ _POOL: Mapping[str, _Rule] = {
     "max_blocking_threads": _integer(1),
     "thread_stack_size": _Rule(
         "0 (the platform default) or an integer of at least 32768 (bytes)",
-        lambda v: _is_int(v) and (v == 0 or v >= 32768),
+        lambda v: is_int(v) and (v == 0 or v >= 32768),
     ),
 }
 _LIMITS: Mapping[str, _Rule] = {
@@ -327,8 +323,9 @@ _PARAMS: Mapping[str, _Rule] = {
     "max_num_seqs": _integer(1),
     "block_size": _integer(1),
     "max_model_len": _or_null(_integer(1), "from the model config"),
-    "temperature": _Rule("a number from 0 to 2", lambda v: _is_number(v) and 0 <= v <= 2, float),
-    "max_tokens": _integer(1),
+    # A model's defaults for requests: the ranges a request's own values must be in.
+    "temperature": _range(SAMPLING["temperature"]),
+    "max_tokens": _range(SAMPLING["max_tokens"]),
 }
 _MODEL: Mapping[str, _Rule] = {
     "name": _pattern("a non-empty name of letters, digits and . _ - / :", r"[A-Za-z0-9._\-/:]+"),
@@ -351,19 +348,6 @@ _SECTIONS = ("pool", "limits", "queue", "mailbox")
 _SHARED_SECTIONS = ("queue", "mailbox")
 
 
-def _show(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list) and not value:
-        return "an empty list"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
@@ -372,7 +356,7 @@ def _mapping(data: object, path: str, what: str = "a mapping of settings") -> di
     if data is None:  # "section:" with every key commented out means "all defaults"
         return {}
     if not isinstance(data, dict):
-        raise _Invalid(path, f"expected {what}, got {_show(data)}")
+        raise _Invalid(path, f"expected {what}, got {show(data)}")
     return data
 
 
@@ -400,12 +384,6 @@ def _section(data: object, path: str, rules: Mapping[str, _Rule]) -> dict[str, A
 
 def _local(value: str, base_dir: Path) -> str:
     return os.path.normpath(base_dir / Path(value).expanduser())
-
-
-def _is_package_resource(value: str) -> bool:
-    head, colon, _ = value.partition(":")
-    is_drive = len(head) == 1 and head.isalpha()  # C:\models\x.gguf
-    return bool(colon) and "/" not in head and "\\" not in head and not is_drive
 
 
 # --- building the objects -------------------------------------------------------------------
@@ -466,7 +444,7 @@ def _models(top: Mapping[str, Any], shared: ParkingLot, base_dir: Path) -> tuple
         raise _Invalid("models", "missing; expected a list of at least one model")
     entries = top["models"]
     if not isinstance(entries, list) or not entries:
-        raise _Invalid("models", f"expected a list of at least one model, got {_show(entries)}")
+        raise _Invalid("models", f"expected a list of at least one model, got {show(entries)}")
     models: list[ModelConfig] = []
     for i, entry in enumerate(entries):
         model = _model(entry, f"models[{i}]", shared, base_dir)
@@ -482,7 +460,7 @@ def _models(top: Mapping[str, Any], shared: ParkingLot, base_dir: Path) -> tuple
 
 def _model(data: object, path: str, shared: ParkingLot, base_dir: Path) -> ModelConfig:
     if not isinstance(data, dict):
-        raise _Invalid(path, f"expected a mapping with name and a source, got {_show(data)}")
+        raise _Invalid(path, f"expected a mapping with name and a source, got {show(data)}")
     entry = data
     _check_keys(entry, path, [*_MODEL, *_MODEL_SECTIONS])
     values = _values(entry, path, _MODEL)
@@ -538,6 +516,6 @@ def _source(
         )
     kind = given[0]
     value: str = values[kind]
-    if kind == "local_path" or (kind == "gguf" and not _is_package_resource(value)):
+    if kind == "local_path" or (kind == "gguf" and package_resource(value) is None):
         value = _local(value, base_dir)
     return ModelSource(kind, value)

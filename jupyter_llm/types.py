@@ -7,12 +7,12 @@ Each validates itself on construction and raises ``InvalidRequest`` naming the p
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from .errors import InvalidRequest, LLMError, job_failure
+from .errors import InvalidRequest, LLMError, UnsupportedParameter, job_failure
+from .validate import SAMPLING, check_range, is_int
 
 __all__ = [
     "EngineInfo",
@@ -73,12 +73,8 @@ def _check(ok: bool, param: str, message: str) -> None:
         raise InvalidRequest(f"{param}: {message}", param=param)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+#: Sampling parameters whose ``None`` means "the model's default" (or, for seed, "random").
+_NULLABLE = frozenset({"max_tokens", "temperature", "seed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,45 +97,10 @@ class SamplingParams:
     ignore_eos: bool = False  # generate past end-of-sequence tokens (benchmarks, as in vLLM)
 
     def __post_init__(self) -> None:
-        if self.max_tokens is not None:
-            _check(
-                _is_int(self.max_tokens) and self.max_tokens >= 1,
-                "max_tokens",
-                f"expected an integer of at least 1, got {self.max_tokens!r}",
-            )
-        if self.temperature is not None:
-            _check(
-                _is_number(self.temperature) and 0 <= self.temperature <= 2,
-                "temperature",
-                f"expected a number from 0 to 2, got {self.temperature!r}",
-            )
-        _check(
-            _is_number(self.top_p) and 0 < self.top_p <= 1,
-            "top_p",
-            f"expected a number in (0, 1], got {self.top_p!r}",
-        )
-        _check(
-            _is_int(self.top_k) and self.top_k >= 0,
-            "top_k",
-            f"expected an integer of at least 0 (0 turns it off), got {self.top_k!r}",
-        )
-        _check(
-            _is_number(self.min_p) and 0 <= self.min_p <= 1,
-            "min_p",
-            f"expected a number from 0 to 1, got {self.min_p!r}",
-        )
-        for name in ("presence_penalty", "frequency_penalty"):
+        for name, accepted in SAMPLING.items():
             value = getattr(self, name)
-            _check(
-                _is_number(value) and -2 <= value <= 2,
-                name,
-                f"expected a number from -2 to 2, got {value!r}",
-            )
-        _check(
-            _is_number(self.repetition_penalty) and self.repetition_penalty > 0,
-            "repetition_penalty",
-            f"expected a number above 0, got {self.repetition_penalty!r}",
-        )
+            if value is not None or name not in _NULLABLE:
+                check_range(value, accepted, name)
         _check(
             isinstance(self.stop, tuple)
             and len(self.stop) <= 16
@@ -149,12 +110,10 @@ class SamplingParams:
         )
         _check(
             isinstance(self.stop_token_ids, tuple)
-            and all(_is_int(t) and t >= 0 for t in self.stop_token_ids),
+            and all(is_int(t) and t >= 0 for t in self.stop_token_ids),
             "stop_token_ids",
             f"expected token ids (integers of at least 0), got {self.stop_token_ids!r}",
         )
-        if self.seed is not None:
-            _check(_is_int(self.seed), "seed", f"expected an integer, got {self.seed!r}")
         _check(
             isinstance(self.ignore_eos, bool),
             "ignore_eos",
@@ -164,11 +123,6 @@ class SamplingParams:
             isinstance(self.logprobs, bool),
             "logprobs",
             f"expected true or false, got {self.logprobs!r}",
-        )
-        _check(
-            _is_int(self.top_logprobs) and 0 <= self.top_logprobs <= 20,
-            "top_logprobs",
-            f"expected an integer from 0 to 20, got {self.top_logprobs!r}",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,7 +136,7 @@ class SamplingParams:
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidRequest(f"unsupported parameter {unknown[0]!r}", param=unknown[0])
+            raise UnsupportedParameter(unknown[0])
         values = dict(data)
         if isinstance(values.get("stop"), str):
             values["stop"] = (values["stop"],)

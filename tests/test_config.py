@@ -254,7 +254,8 @@ BAD = {
     ),
     "huge integer temperature": (
         model_with("params: {temperature: 1" + "0" * 400 + "}"),
-        "models[0].params.temperature: expected a number from 0 to 2, got 1000",
+        "models[0].params.temperature: expected a number from 0 to 2, "
+        "got an integer of about 401 digits",
     ),
     "retention is a string": (
         "parking_lot:\n  mailbox: {retention_secs: 1h}\n" + MODEL,

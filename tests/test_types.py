@@ -27,8 +27,8 @@ from jupyter_llm.types import (
 @pytest.mark.parametrize(
     ("params", "param", "message"),
     [
-        ({"max_tokens": 0}, "max_tokens", "expected an integer of at least 1, got 0"),
-        ({"max_tokens": True}, "max_tokens", "got True"),
+        ({"max_tokens": 0}, "max_tokens", "expected an integer from 1 to 2147483647, got 0"),
+        ({"max_tokens": True}, "max_tokens", "got true"),
         ({"temperature": 2.5}, "temperature", "expected a number from 0 to 2, got 2.5"),
         ({"temperature": float("nan")}, "temperature", "got nan"),
         ({"top_p": 0}, "top_p", "expected a number in (0, 1]"),

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import ModelConfig, ModelSource
+from ..validate import package_resource
 
 __all__ = ["cache_root", "gguf_file", "resolve_model_dir"]
 
@@ -44,8 +45,9 @@ def cache_root() -> Path:
 
 def gguf_file(value: str) -> Path:
     """The .gguf file a ``gguf:`` source names: a path, or ``package:resource``."""
-    package, sep, resource = value.partition(":")
-    if sep and "/" not in package and "\\" not in package and len(package) > 1:
+    named = package_resource(value)
+    if named is not None:
+        package, resource = named
         spec = importlib.util.find_spec(package)  # finds without importing the package
         if spec is None or not spec.submodule_search_locations:
             raise SourceError(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from ..types import GenerationRequest, Message, Priority, SamplingParams
+from ..validate import Range, check_range
 
 __all__ = ["CompletionCall", "parse_chat", "parse_completion", "parse_job"]
 
@@ -120,8 +121,7 @@ def parse_completion(body: Mapping[str, Any]) -> CompletionCall:
     sampling = _sampling(body)
     if "logprobs" in body:  # completions: an integer, the number of alternatives to return
         count = body["logprobs"]
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 5:
-            raise InvalidRequest("logprobs: expected an integer from 0 to 5", "logprobs")
+        check_range(count, Range(0, 5, integer=True), "logprobs")
         sampling.update(logprobs=True, top_logprobs=count)
     model = _model(body)
     call = _call(
@@ -141,8 +141,7 @@ def _call(
     sampling: dict[str, Any],
 ) -> CompletionCall:
     n = body.get("n", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHOICES:
-        raise InvalidRequest(f"n: expected an integer from 1 to {MAX_CHOICES}, got {n!r}", "n")
+    check_range(n, Range(1, MAX_CHOICES, integer=True), "n")
     params = SamplingParams.from_dict(sampling)
     stream, include_usage = _streaming(body)
     requests: list[GenerationRequest] = []

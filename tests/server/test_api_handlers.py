@@ -208,3 +208,30 @@ async def test_leaving_the_event_stream_does_not_cancel_the_job(llm: LLMServer) 
     await until(lambda: llm.pool.stats().total.completed == 1)
     record = await llm.job(job["id"])
     assert (record["status"], record["usage"]["completion_tokens"]) == ("completed", 60)
+
+
+@pytest.mark.parametrize("path", ["llm/api/jobs", "llm/v1/chat/completions", "llm/v1/completions"])
+@pytest.mark.parametrize(
+    ("param", "number"),
+    [
+        ("temperature", "1" + "0" * 400),  # an integer too large for a float
+        ("temperature", "1e400"),  # JSON's way to write infinity
+        ("top_p", "NaN"),
+        ("max_tokens", "1" + "0" * 400),
+        ("seed", "1.5"),
+    ],
+)
+async def test_an_out_of_range_number_is_a_400_on_every_route(
+    llm: LLMServer, path: str, param: str, number: str
+) -> None:
+    if path.endswith("chat/completions"):
+        head = '"messages": [{"role": "user", "content": "x"}]'
+    else:
+        head = '"prompt": "x"'
+    body = f'{{"model": "{MODEL}", {head}, "{param}": {number}}}'
+    response = await llm.request("POST", path, content=body.encode())
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_value", param)
+    assert error["message"].startswith(f"{param}: expected ")
+    assert len(error["message"]) < 200  # the value is not repeated digit by digit
