@@ -2,16 +2,15 @@
 
 The view owns two display ids (the status line, then the answer), renders from the
 generation's state (``render.py``) and sends through a sink that pins the cell it was made
-in (``sink.py``). Changes arrive on the kernel's background loop; the view coalesces them:
+in (``sink.py``). Changes arrive on the kernel's background loop; the view coalesces them
+and asks a ``Pacer`` (``pacing.py``) when to repaint:
 
-* at most one repaint per ``MIN_INTERVAL`` (10 a second), never one per token;
-* a byte budget: while streaming, the bytes sent stay within ``BUDGET`` times the answer's
-  size so far (or times ``FLOOR`` early on, so the first words show at once). A display
-  update resends the whole answer, so a long answer repaints less often rather than sending
-  a quadratic amount of data;
-* the status line's counters refresh every ``STATUS_INTERVAL``; a change of state shows
-  at the next repaint;
-* when the job ends, one final paint of both, whatever the budget.
+* the answer repaints by time, never per token: at most ten times a second, less often as
+  it grows (one cell sends at most ~200 KB/s), but never trailing the generated text by
+  more than 0.5 s (answers up to 16 KB) or 1 s (beyond);
+* the status line's counters (tokens, tok/s) refresh at least once a second while tokens
+  come; a change of state (queued, running, a note on why it waits) shows at once;
+* when the job ends, one final paint of both.
 """
 
 from __future__ import annotations
@@ -19,19 +18,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .generation import Generation
+from .pacing import Pacer
 from .render import answer_bundle, status_bundle
 from .sink import Sink
 
 __all__ = ["GenerationView"]
-
-MIN_INTERVAL = 0.1  # seconds between repaints
-STATUS_INTERVAL = 1.0  # seconds between refreshes of the status line's counters
-BUDGET = 10  # bytes sent while streaming, per byte of answer so far
-FLOOR = 1024  # the answer size the budget assumes while the answer is shorter
-ENVELOPE = 700  # bytes of header, parent header and framing around each message's data
 
 
 class GenerationView:
@@ -47,16 +40,13 @@ class GenerationView:
         self.fmt = fmt
         self.display_id = f"jupyter_llm-{generation.id}"
         self.status_id = f"{self.display_id}-status"
-        self.sent_bytes = 0  # data and envelopes, as the budget counts them
-        self.paints = 0  # display messages sent
+        self.pacer = Pacer(clock)
         self.final_note: str | None = None  # added to the final status line
         self._sink = sink
         self._loop = loop
-        self._clock = clock
         self._timer: asyncio.TimerHandle | None = None
+        self._counters_only = False  # the timer waits for the counters, not for the text
         self._finished = False
-        self._last_paint = -MIN_INTERVAL
-        self._last_status_paint = 0.0
         self._painted_text = ""
         self._painted_state: tuple[str, str | None] = ("", None)
         self._painted_tokens = -1
@@ -67,7 +57,7 @@ class GenerationView:
         """The first paint, in the cell: both displays exist before the cell ends."""
         self._paint_status(update=False)
         data, _ = answer_bundle("", self.fmt, final=False)
-        self._send(self.display_id, data, None, update=False)
+        self._sink.show(self.display_id, data, None, update=False)
         self.generation.subscribe(self._changed)
         # The job may have ended already (before the subscription): look once more.
         self._loop.call_soon_threadsafe(self._changed, self.generation)
@@ -84,38 +74,42 @@ class GenerationView:
             return
         if generation.done:
             self._paint_final()
-        elif self._timer is None:
-            delay = max(0.0, self._last_paint + MIN_INTERVAL - self._clock())
-            self._timer = self._loop.call_later(delay, self._tick)
+        elif self._timer is None or self._counters_only:
+            self._arm()  # a timer set for the counters alone may be later than the text's
+
+    def _arm(self) -> None:
+        """Schedule the next repaint for when the first pending change is due, if any."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        delays = []
+        text = self.generation.text
+        if text != self._painted_text:
+            delays.append(self.pacer.delay(len(text.encode())))
+        if (self.generation.status.value, self.generation.note) != self._painted_state:
+            delays.append(0.0)
+        self._counters_only = not delays
+        if self.generation.tokens != self._painted_tokens:
+            delays.append(self.pacer.counters_delay())
+        if delays:
+            self._timer = self._loop.call_later(min(delays), self._tick)
 
     def _tick(self) -> None:
         self._timer = None
         if self._finished or self.generation.done:
             return
-        now = self._clock()
-        pending = False
-        state = (self.generation.status.value, self.generation.note)
-        status_due = state != self._painted_state or (
-            now - self._last_status_paint >= STATUS_INTERVAL
-            and self.generation.tokens != self._painted_tokens
-        )
         text = self.generation.text
-        if text != self._painted_text:
+        size = len(text.encode())
+        if text != self._painted_text and self.pacer.delay(size) <= 0:
             data, _ = answer_bundle(text, self.fmt, final=False)
-            if self._affordable(data, text):
-                self._send(self.display_id, data, None, update=True)
-                self._painted_text = text
-            else:
-                pending = True
-        if status_due:
-            changed_state = state != self._painted_state
-            if changed_state or self._affordable(status_bundle(self.generation), text):
-                self._paint_status(update=True)
-            else:
-                pending = True
-        self._last_paint = now
-        if pending:
-            self._timer = self._loop.call_later(MIN_INTERVAL, self._tick)
+            self.pacer.painted(self._sink.show(self.display_id, data, None, update=True))
+            self._painted_text = text
+        state = (self.generation.status.value, self.generation.note)
+        if state != self._painted_state or (
+            self.generation.tokens != self._painted_tokens and self.pacer.counters_delay() <= 0
+        ):
+            self._paint_status(update=True)
+        self._arm()  # what changed meanwhile, or was not due yet
 
     def _paint_final(self) -> None:
         self._finished = True
@@ -134,25 +128,14 @@ class GenerationView:
                 "final": True,
             }
         }
-        self._send(self.display_id, data, metadata, update=True)
+        self.pacer.painted(self._sink.show(self.display_id, data, metadata, update=True))
         self._painted_text = text
 
     # -- painting --------------------------------------------------------------------------
 
     def _paint_status(self, *, update: bool) -> None:
         data = status_bundle(self.generation, self.final_note)
-        self._send(self.status_id, data, None, update=update)
+        sent = self._sink.show(self.status_id, data, None, update=update)
+        self.pacer.counters_painted(sent)
         self._painted_state = (self.generation.status.value, self.generation.note)
         self._painted_tokens = self.generation.tokens
-        self._last_status_paint = self._clock()
-
-    def _affordable(self, data: dict[str, Any], text: str) -> bool:
-        cost = ENVELOPE + sum(len(str(value)) for value in data.values())
-        allowance = BUDGET * max(len(text.encode()), FLOOR)
-        return self.sent_bytes + cost <= allowance
-
-    def _send(
-        self, display_id: str, data: dict[str, Any], metadata: dict[str, Any] | None, update: bool
-    ) -> None:
-        self.sent_bytes += ENVELOPE + self._sink.show(display_id, data, metadata, update=update)
-        self.paints += 1
