@@ -93,6 +93,7 @@ class ModelParams:
     max_model_len: int | None = None  # None: from the model config
     temperature: float = 0.7  # for requests that omit it
     max_tokens: int = 256  # for requests that omit it
+    prefix_caching: bool = True  # finished sequences' KV kept for requests that start the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +327,7 @@ _PARAMS: Mapping[str, _Rule] = {
     # A model's defaults for requests: the ranges a request's own values must be in.
     "temperature": _range(SAMPLING["temperature"]),
     "max_tokens": _range(SAMPLING["max_tokens"]),
+    "prefix_caching": _Rule("true or false", lambda v: isinstance(v, bool)),
 }
 _MODEL: Mapping[str, _Rule] = {
     "name": _pattern("a non-empty name of letters, digits and . _ - / :", r"[A-Za-z0-9._\-/:]+"),

@@ -10,12 +10,14 @@ every row are trimmed. This is the "ragged batch" of early TGI, on transformers'
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["RaggedBatch"]
+__all__ = ["RaggedBatch", "cache_from"]
 
 
 class RaggedBatch:
@@ -57,11 +59,36 @@ class RaggedBatch:
             layer.values = values[index, :, start:, :]
         self.mask = mask[:, start:]
 
+    def row(self, index: int, tokens: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Row ``index``'s keys and values for its last ``tokens`` columns, per layer (copies).
+
+        A row's real columns are contiguous at the right: it was left-padded when it joined,
+        and every decode step since added a real column to every row.
+        """
+        assert self.cache is not None
+        return [
+            (
+                keys[index : index + 1, :, -tokens:, :].clone(),
+                values[index : index + 1, :, -tokens:, :].clone(),
+            )
+            for keys, values in map(_kv, _layers(self.cache))
+        ]
+
     def grow(self) -> torch.Tensor:
         """The mask for a decode step: one more real column for every row."""
         assert self.mask is not None
         self.mask = F.pad(self.mask, (0, 1), value=1)
         return self.mask
+
+
+def cache_from(
+    model_config: Any, layers: list[tuple[torch.Tensor, torch.Tensor]], length: int
+) -> DynamicCache:
+    """A new one-row cache holding the first ``length`` tokens of ``layers`` (a prefix hit)."""
+    cache = DynamicCache(config=model_config)
+    for index, (keys, values) in enumerate(layers):
+        cache.update(keys[:, :, :length, :], values[:, :, :length, :], index)
+    return cache
 
 
 def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:

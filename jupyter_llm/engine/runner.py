@@ -22,9 +22,10 @@ from transformers.utils import logging as transformers_logging
 
 from ..config import ModelConfig
 from ..types import EngineInfo, EngineRequest, StepOutput
-from .batch import RaggedBatch
+from .batch import RaggedBatch, cache_from
 from .detok import Detokenizer
 from .device import resolve_device, resolve_dtype
+from .prefix import Hit, PrefixCache
 from .prompt import encode, load_tokenizer
 from .sampling import Draw, RowSampler, sample
 from .scheduler import Plan, Scheduler
@@ -79,6 +80,9 @@ class TransformersEngine:
         )
         self.scheduler = Scheduler(params.max_num_seqs, _PREFILL_TOKENS)
         self.batch = RaggedBatch()
+        # Kept prefixes live beside the running batch: a quarter of the cache's memory more.
+        kept = self._info.units * params.block_size // 4 if params.prefix_caching else 0
+        self.prefix = PrefixCache(kept)
         log.info(
             "model %s loaded on %s (%s), %d units",
             config.name,
@@ -123,38 +127,64 @@ class TransformersEngine:
     def close(self) -> None:
         self.scheduler.clear()
         self.batch = RaggedBatch()
+        self.prefix.clear()
 
     # -- steps -----------------------------------------------------------------------------
 
     def _prefill(self, plan: Plan) -> list[StepOutput]:
-        new = list(plan.seqs)
-        longest = max(len(seq.prompt_ids) for seq in new)
-        ids = torch.full((len(new), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(new), longest), dtype=torch.long)
-        for row, seq in enumerate(new):  # pad left: decoder-only models continue from the right
-            ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids)
-            mask[row, longest - len(seq.prompt_ids) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        """Prompts without a cached prefix run together; each one with a prefix runs alone
+        from where its prefix ends. Rows join the batch in plan order (the scheduler's)."""
+        hits = [self.prefix.match(seq.prompt_ids) for seq in plan.seqs]
+        joining, logits = RaggedBatch(), []
+        group: list[Sequence] = []
         try:
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
+            for seq, hit in [*zip(plan.seqs, hits, strict=True), (None, None)]:
+                if group and (seq is None or hit is not None):
+                    logits.append(self._run_prompts(group, None, joining))
+                    group = []
+                if seq is not None and hit is not None:
+                    logits.append(self._run_prompts([seq], hit, joining))
+                elif seq is not None:
+                    group.append(seq)
         except torch.OutOfMemoryError as exc:
             return self._out_of_memory(plan, exc)
-        outputs = self._advance(new, self._draw(new, out.logits[:, -1, :]))
-        joining = RaggedBatch()
-        joining.join(cache, mask)
+        rows = list(plan.seqs)
+        outputs = self._advance(rows, self._draw(rows, torch.cat(logits)))
+        self._keep_finished(rows, joining)
         joining.keep(self.scheduler.postprocess(plan))
         if joining.cache is not None and joining.mask is not None:
             self.batch.join(joining.cache, joining.mask)
         return outputs
+
+    def _run_prompts(
+        self, seqs: list[Sequence], hit: Hit | None, into: RaggedBatch
+    ) -> torch.Tensor:
+        """Prefill ``seqs`` (left-padded together), or one sequence after its cached prefix;
+        their rows join ``into``; returns their last logits."""
+        done = 0 if hit is None else hit.length
+        longest = max(len(seq.prompt_ids) for seq in seqs)
+        ids = torch.full((len(seqs), longest - done), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), longest), dtype=torch.long)
+        for row, seq in enumerate(seqs):  # pad left: decoder-only models continue from the right
+            ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids[done:])
+            mask[row, longest - len(seq.prompt_ids) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = ((mask.cumsum(-1) - 1).clamp(min=0))[:, done:]
+        if hit is None:
+            cache = DynamicCache(config=self.model.config)
+        else:
+            cache = cache_from(self.model.config, hit.layers, done)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        into.join(cache, mask)
+        last: torch.Tensor = out.logits[:, -1, :]
+        return last
 
     def _decode(self, plan: Plan) -> list[StepOutput]:
         rows = list(plan.seqs)
@@ -173,8 +203,16 @@ class TransformersEngine:
             self.batch = RaggedBatch()
             return self._out_of_memory(plan, exc)
         outputs = self._advance(rows, self._draw(rows, out.logits[:, -1, :]))
+        self._keep_finished(rows, self.batch)
         self.batch.keep(self.scheduler.postprocess(plan))
         return outputs
+
+    def _keep_finished(self, rows: list[Sequence], batch: RaggedBatch) -> None:
+        """Finished rows leave their keys and values to the prefix cache."""
+        for index, seq in enumerate(rows):
+            if seq.finish_reason in ("stop", "length"):
+                tokens = seq.prompt_ids + seq.output_ids[:-1]  # the last one was never fed
+                self.prefix.put(tokens, batch.row(index, len(tokens)))
 
     def _draw(self, rows: list[Sequence], logits: torch.Tensor) -> list[Draw]:
         return sample([s.sampler for s in rows], logits, self.tokenizer.decode)
