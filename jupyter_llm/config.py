@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, UnknownModel
-from .validate import SAMPLING, Range, is_int, package_resource, show
+from .validate import SAMPLING, Range, hub_file, is_int, package_resource, show
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -34,6 +34,7 @@ __all__ = [
     "QueueSettings",
     "load_config",
     "parse_config",
+    "gguf_form",
     "resolve_config_path",
 ]
 
@@ -79,7 +80,14 @@ class ParkingLot:
 @dataclass(frozen=True, slots=True)
 class ModelSource:
     kind: str  # hf_id | local_path | gguf
-    value: str  # paths absolute; a gguf "package:resource" kept as given
+    value: str  # paths absolute; a gguf "package:resource" or "owner/repo:file" kept as given
+    revision: str | None = None  # hub sources: a branch, tag or commit; None: main
+    download: bool = True  # hub sources: fetch on first use when not in the cache
+
+    @property
+    def on_hub(self) -> bool:
+        """Do the files come from the Hugging Face Hub (``hf_id``, ``gguf: owner/repo:file``)?"""
+        return self.kind == "hf_id" or (self.kind == "gguf" and gguf_form(self.value) == "hub")
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,9 +340,13 @@ _PARAMS: Mapping[str, _Rule] = {
 _MODEL: Mapping[str, _Rule] = {
     "name": _pattern("a non-empty name of letters, digits and . _ - / :", r"[A-Za-z0-9._\-/:]+"),
     "backend": _choice("transformers", "openai", "fake"),
-    "hf_id": _text("a Hugging Face model id"),
+    "hf_id": _pattern(
+        "a Hugging Face model id (owner/name, as on the model's page)", r"[\w.-]+(/[\w.-]+)?"
+    ),
+    "revision": _pattern("a branch, tag or commit of the hub repo", r"[\w./-]+"),
+    "download": _Rule("true or false", lambda v: isinstance(v, bool)),
     "local_path": _text("a folder path"),
-    "gguf": _text("a .gguf file path or package:resource"),
+    "gguf": _text("a .gguf file path, package:resource, or owner/repo:file.gguf on the hub"),
     "base_url": _pattern("a URL starting with http:// or https://", r"https?://\S+"),
     # The error never repeats this value: people paste the key itself here.
     "api_key_env": _pattern(
@@ -386,6 +398,20 @@ def _section(data: object, path: str, rules: Mapping[str, _Rule]) -> dict[str, A
 
 def _local(value: str, base_dir: Path) -> str:
     return os.path.normpath(base_dir / Path(value).expanduser())
+
+
+def gguf_form(value: str) -> str:
+    """Which of the three forms a ``gguf:`` value has: ``package``, ``hub`` or ``path``.
+
+    ``package:resource`` (a file inside an installed Python package) and
+    ``owner/repo:file.gguf`` (a file of a Hugging Face Hub repo) as ``validate`` reads them:
+    the part before the first colon is a dotted module name, or exactly ``owner/name``.
+    Anything else is a path; a relative path that looks like ``owner/name:file`` is written
+    ``./owner/name:file``.
+    """
+    if package_resource(value) is not None:
+        return "package"
+    return "hub" if hub_file(value) is not None else "path"
 
 
 # --- building the objects -------------------------------------------------------------------
@@ -505,6 +531,11 @@ def _source(
                     f"{path}.{key}",
                     f"the {backend} backend loads no files; only hf_id (informational) is allowed",
                 )
+        for key in ("revision", "download"):
+            if key in values:
+                raise _Invalid(
+                    f"{path}.{key}", f"the {backend} backend downloads nothing; remove {key}"
+                )
         return ModelSource("hf_id", values["hf_id"]) if given else None
     if not given:
         raise _Invalid(
@@ -518,6 +549,14 @@ def _source(
         )
     kind = given[0]
     value: str = values[kind]
-    if kind == "local_path" or (kind == "gguf" and package_resource(value) is None):
+    if kind == "local_path" or (kind == "gguf" and gguf_form(value) == "path"):
         value = _local(value, base_dir)
-    return ModelSource(kind, value)
+    source = ModelSource(kind, value)
+    for key in ("revision", "download"):
+        if key in values and not source.on_hub:
+            raise _Invalid(
+                f"{path}.{key}",
+                f"{key} applies to files from the Hugging Face Hub (hf_id, or gguf: "
+                f"owner/repo:file.gguf); this model's source is {kind}: {values[kind]}",
+            )
+    return replace(source, revision=values.get("revision"), download=values.get("download", True))

@@ -17,6 +17,7 @@ The tree (``code`` in brackets)::
     ├── UnknownJob [job_not_found]              no job of that id is live or in the mailbox
     ├── QueueFull [queue_full]                  the model's queue is at max_queue_depth
     ├── ModelNotReady [model_not_ready]         the model failed to load, or the pool stops
+    ├── SourceError [source_error]              a model's files cannot be found or fetched
     ├── JobFailed [engine_error]                a job ended without a result
     │   ├── WorkerLost [worker_lost]            the worker process running it died
     │   ├── JobExpired [queue_timeout]          it waited in the queue past timeout_secs
@@ -41,6 +42,7 @@ __all__ = [
     "QueueFull",
     "ServerRefused",
     "ServerUnreachable",
+    "SourceError",
     "UnknownJob",
     "UnknownModel",
     "UnsupportedParameter",
@@ -186,6 +188,16 @@ class ModelNotReady(LLMError):
         self.model = model
         self.reason = reason
         super().__init__(f"model {model!r} is not available: {reason}")
+
+
+class SourceError(LLMError):
+    """A model's files cannot be found, downloaded or converted; the message says what to do.
+
+    Raised in a worker while it loads (the model then reports ``error`` with this message),
+    and by ``jupyter llm pull``.
+    """
+
+    code = "source_error"
 
 
 class JobFailed(LLMError):

@@ -9,12 +9,14 @@
   To tighten a parameter (an engine limit, say), change or add its entry here.
 * ``show``: a value as an error message repeats it (short, never 400 digits).
 * ``package_resource``: the one reading of ``package:resource`` (a file inside an installed
-  package, as the default model's ``gguf`` source names it).
+  package, as the default model's ``gguf`` source names it), and ``hub_file`` the one
+  reading of ``owner/repo:file`` (a file on the Hugging Face Hub); neither takes the other.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ __all__ = [
     "SAMPLING",
     "Range",
     "check_range",
+    "hub_file",
     "is_int",
     "is_number",
     "package_resource",
@@ -126,6 +129,23 @@ def package_resource(value: str) -> tuple[str, str] | None:
     if not all(part.isidentifier() for part in package.split(".")):
         return None
     return package, resource
+
+
+_HUB_REPO = re.compile(r"[A-Za-z0-9][\w-]*(\.[\w-]+)*/[A-Za-z0-9][\w.-]*")
+
+
+def hub_file(value: str) -> tuple[str, str] | None:
+    """``(repo_id, filename)`` when ``value`` reads ``owner/repo:file`` (a file on the
+    Hugging Face Hub); None otherwise.
+
+    The part before the first colon must be exactly ``owner/name``: one slash, starting
+    with a letter or digit (so ``./a/b:c``, ``/a/b:c`` and ``a/b/c:d`` are paths), and the
+    filename must not be empty. ``package_resource`` never accepts these (no slash there).
+    """
+    repo_id, colon, filename = value.partition(":")
+    if not colon or not filename or not _HUB_REPO.fullmatch(repo_id):
+        return None
+    return repo_id, filename
 
 
 def _number_text(value: float | None) -> str:

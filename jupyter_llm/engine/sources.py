@@ -1,37 +1,34 @@
 """Where a model's files come from: ``hf_id``, ``local_path`` or ``gguf``.
 
-Everything resolves to a local folder that ``from_pretrained`` can read with no network:
+Everything resolves to a local folder that ``from_pretrained`` reads with no network:
 * ``local_path`` is used as it is;
-* ``hf_id`` must already be in the Hugging Face cache (nothing downloads at run time);
-* ``gguf`` (a file path, or ``package:resource`` for a file inside an installed package) is
-  converted once into a safetensors folder under the cache directory, since dequantizing a
-  GGUF file takes ~30 s and reloading safetensors takes ~3 s.
+* ``hf_id`` comes from the Hugging Face cache, downloaded there on first use (``hub.py``:
+  progress, one download per model, resume; not when offline or ``download: false``);
+* ``gguf`` (a file path, ``package:resource`` for a file inside an installed package, or
+  ``owner/repo:file.gguf`` on the hub, see ``config.gguf_form``) is converted once into a
+  safetensors folder under the cache directory, since dequantizing a GGUF file takes ~30 s
+  and reloading safetensors takes ~3 s.
 
 Conversion runs under a file lock, so two workers starting together convert once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-from ..config import ModelConfig, ModelSource
+from ..config import ModelConfig, ModelSource, gguf_form
+from ..errors import SourceError
 from ..validate import package_resource
+from .transfer import ProgressCallback, exclusive
 
-__all__ = ["cache_root", "gguf_file", "resolve_model_dir"]
+__all__ = ["SourceError", "cache_root", "converted_dir", "gguf_file", "resolve_model_dir"]
 
 _CACHE_ENV = "JUPYTER_LLM_CACHE"
-
-
-class SourceError(RuntimeError):
-    """The model's files cannot be found or converted; the message says what to do."""
 
 
 def cache_root() -> Path:
@@ -43,10 +40,25 @@ def cache_root() -> Path:
     return Path(base) / "jupyter_llm"
 
 
-def gguf_file(value: str) -> Path:
-    """The .gguf file a ``gguf:`` source names: a path, or ``package:resource``."""
+def gguf_file(source: ModelSource | str, on_progress: ProgressCallback | None = None) -> Path:
+    """The .gguf file a ``gguf:`` source names: a path, ``package:resource`` or on the hub."""
+    if isinstance(source, str):
+        source = ModelSource("gguf", source)
+    value = source.value
+    form = gguf_form(value)
+    if form == "hub":
+        from .hub import ensure_file
+
+        repo_id, _, filename = value.partition(":")
+        return ensure_file(
+            repo_id,
+            filename,
+            source.revision,
+            download=source.download,
+            on_progress=on_progress,
+        )
     named = package_resource(value)
-    if named is not None:
+    if form == "package" and named is not None:
         package, resource = named
         spec = importlib.util.find_spec(package)  # finds without importing the package
         if spec is None or not spec.submodule_search_locations:
@@ -62,8 +74,11 @@ def gguf_file(value: str) -> Path:
     return path
 
 
-def resolve_model_dir(model: ModelConfig) -> Path:
-    """A local folder with config, weights and tokenizer for ``model``. Imports transformers."""
+def resolve_model_dir(model: ModelConfig, on_progress: ProgressCallback | None = None) -> Path:
+    """A local folder with config, weights and tokenizer for ``model``.
+
+    May download (``on_progress`` hears how far it is) and convert (imports transformers).
+    """
     source = model.source
     if source is None:
         raise SourceError(f"model {model.name!r} has no source (hf_id, local_path or gguf)")
@@ -73,32 +88,27 @@ def resolve_model_dir(model: ModelConfig) -> Path:
             raise SourceError(f"local_path {path} has no config.json: is it a model folder?")
         return path
     if source.kind == "hf_id":
-        return _hf_cached(source)
-    return _converted(gguf_file(source.value))
+        from .hub import ensure_snapshot
+
+        return ensure_snapshot(
+            source.value, source.revision, download=source.download, on_progress=on_progress
+        )
+    return _converted(gguf_file(source, on_progress))
 
 
-def _hf_cached(source: ModelSource) -> Path:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(source.value, local_files_only=True))
-    except LocalEntryNotFoundError:
-        raise SourceError(
-            f"hf_id {source.value!r} is not in the Hugging Face cache, and jupyter_llm does not "
-            "download at run time: download it once (huggingface-cli download "
-            f"{source.value}) or use local_path / gguf"
-        ) from None
+def converted_dir(gguf: Path) -> Path:
+    """Where the safetensors conversion of ``gguf`` lives (it may not exist yet)."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    return cache_root() / "models" / f"{gguf.stem}-{key[:16]}"
 
 
 def _converted(gguf: Path) -> Path:
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    target = cache_root() / "models" / f"{gguf.stem}-{key[:16]}"
+    target = converted_dir(gguf)
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.with_suffix(".lock")):
+    with exclusive(target.with_suffix(".lock")):
         if not (target / "config.json").is_file():  # another worker may have finished first
             _convert(gguf, target)
     return target
@@ -118,13 +128,3 @@ def _convert(gguf: Path, target: Path) -> None:
         os.replace(staging, target)  # readers see a whole folder or none
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ..standin_hub import TINY_REPO, StandInHub, serve_hub
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the Hugging Face hub
 
@@ -27,3 +30,17 @@ def smollm2_dir() -> Path:
     from jupyter_llm.engine.sources import resolve_model_dir
 
     return resolve_model_dir(load_config(DEFAULT_CONFIG).model("smollm2"))
+
+
+@pytest.fixture
+def standin_hub(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path
+) -> Iterator[StandInHub]:
+    """A stand-in hub serving the tiny model as ``tiny-org/tiny-llama``, with empty caches."""
+    hub = serve_hub(monkeypatch, tmp_path)
+    files = {p.name: p.read_bytes() for p in tiny_model_dir.iterdir() if p.is_file()}
+    # Files a model does not need, which must not be downloaded:
+    files |= {"README.md": b"# tiny\n", "onnx/model.onnx": b"x" * 1000, "flax_model.msgpack": b"y"}
+    hub.add(TINY_REPO, files)
+    yield hub
+    hub.stop()

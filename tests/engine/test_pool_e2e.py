@@ -12,6 +12,7 @@ from jupyter_llm.engine.prompt import encode, load_tokenizer
 from jupyter_llm.pool import Pool
 from jupyter_llm.types import GenerationRequest, JobStatus, Message, SamplingParams
 
+from ..standin_hub import TINY_REPO
 from ..support import until
 from .test_runner import PROMPTS, reference
 
@@ -66,5 +67,34 @@ async def test_a_model_that_cannot_load_reports_why_and_fails_its_jobs(tmp_path)
         assert "has no config.json: is it a model folder" in record.error
         info = pool.models()[0]
         assert info.state == "error" and "nothing-here" in info.error
+    finally:
+        await pool.stop()
+
+
+async def test_an_hf_id_downloads_on_first_use_once_for_two_workers(standin_hub, tmp_path):
+    standin_hub.rate = 2_000_000  # the weights take a quarter of a second: the workers overlap
+    pool = Pool(config_for(tmp_path, hf_id=TINY_REPO))
+    await pool.start()
+    try:
+        ready = lambda: [w.state for w in pool.models()[0].workers] == ["ready", "ready"]  # noqa: E731
+        await until(lambda: ready() or pool.models()[0].state == "error", timeout=90)
+        assert ready(), pool.models()[0].error
+        job = await pool.submit(GenerationRequest("tiny", prompt="hi"))
+        assert (await pool.wait(job.id)).status is JobStatus.COMPLETED
+    finally:
+        await pool.stop()
+    for filename in ("config.json", "tokenizer.json"):
+        assert len(standin_hub.served(filename)) == 1
+    assert len([s for s in standin_hub.requests if s.path.startswith("/blobs/")]) == 1
+
+
+async def test_an_unknown_hf_id_reports_the_hub_error(standin_hub, tmp_path):
+    pool = Pool(config_for(tmp_path, hf_id="tiny-org/no-such-model"))
+    await pool.start()
+    try:
+        await until(lambda: pool.models()[0].state != "loading", timeout=90)
+        info = pool.models()[0]
+        assert info.state == "error"
+        assert "no model 'tiny-org/no-such-model' on http://127.0.0.1" in (info.error or "")
     finally:
         await pool.stop()

@@ -39,10 +39,19 @@ def test_local_path_is_used_as_it_is(tiny_model_dir, tmp_path):
     assert resolve_model_dir(model(tmp_path, local_path=str(tiny_model_dir))) == tiny_model_dir
 
 
-def test_hf_id_not_in_the_cache_is_not_downloaded(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(
-        SourceError, match="not in the Hugging Face cache, and jupyter_llm does not download"
-    ):
+def test_hf_id_not_in_the_cache_is_not_downloaded_offline(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(SourceError, match=r"not in the Hugging Face cache .* HF_HUB_OFFLINE"):
         resolve_model_dir(model(tmp_path, hf_id="someone/not-cached-model"))
+
+
+def test_a_hub_gguf_with_download_false_is_not_fetched(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    entry = model(tmp_path, gguf="someone/x-GGUF:x.Q4_0.gguf", download=False)
+    with pytest.raises(SourceError, match=r"gguf someone/x-GGUF:x.Q4_0.gguf is not in .*false"):
+        resolve_model_dir(entry)
