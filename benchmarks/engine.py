@@ -1,6 +1,7 @@
 """Engine throughput: raw ``model.generate`` against the pool with the real engine, one run.
 
     python benchmarks/engine.py [--model smollm2|tiny] [--tokens 64] [--quick]
+    python benchmarks/engine.py --model NAME --config models.yaml   (jupyter llm bench NAME)
 
 Sections, each measured in this process on this machine, raw first (then the raw model is
 freed so the pool's worker has the cores):
@@ -22,7 +23,7 @@ import os
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,15 @@ class Row:
     note: str = ""
 
 
-def model_config(name: str, tmp: Path) -> ModelConfig:
+def model_config(name: str, tmp: Path, config_file: str | None = None) -> ModelConfig:
+    if config_file is not None:  # a configured model, as it is, on one worker
+        model = load_config(config_file).model(name)
+        if model.backend != "transformers":
+            raise SystemExit(f"model {name!r} is a {model.backend} model: nothing to measure here")
+        pool = replace(model.parking_lot.pool, worker_threads=1)
+        return replace(model, parking_lot=replace(model.parking_lot, pool=pool))
+    if name not in ("smollm2", "tiny"):
+        raise SystemExit(f"--model {name}: give --config, the models.yaml that defines it")
     if name == "smollm2":
         base = load_config(DEFAULT_CONFIG).model("smollm2")
         source: dict[str, Any] = {"gguf": base.source.value if base.source else ""}
@@ -219,14 +228,17 @@ def _single(model: ModelConfig) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2")
+    parser.add_argument(
+        "--model", default="smollm2", help="smollm2, tiny, or a model that --config defines"
+    )
+    parser.add_argument("--config", help="a models.yaml: measure its --model (on one worker)")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="fewer tokens and requests")
     args = parser.parse_args()
     tokens = 16 if args.quick else args.tokens
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "jupyter_llm-bench"
     tmp.mkdir(parents=True, exist_ok=True)
-    config = model_config(args.model, tmp)
+    config = model_config(args.model, tmp, args.config)
 
     raw = Raw(config)
     prompts = chat_prompts(raw.tokenizer, 8)

@@ -38,6 +38,7 @@ __all__ = [
     "ensure_snapshot",
     "hub_cache",
     "is_complete",
+    "offline",
     "pull_file",
     "pull_snapshot",
     "select_files",
@@ -78,7 +79,7 @@ def _endpoint() -> str:
     return str(constants.ENDPOINT).rstrip("/")
 
 
-def _offline() -> bool:
+def offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.is_offline_mode())
@@ -192,7 +193,7 @@ def _may_download(what: str, revision: str | None, download: bool, pull: str) ->
             f"{missing} and the model says download: false; fetch it ahead of time "
             f"(jupyter llm pull {pull}) or remove download: false"
         )
-    if _offline():
+    if offline():
         raise SourceError(
             f"{missing} and HF_HUB_OFFLINE is set, so it cannot be downloaded: unset "
             f"HF_HUB_OFFLINE, or fetch it where the hub is reachable (jupyter llm pull {pull})"
@@ -312,8 +313,8 @@ class _Fetcher:
             if meta.etag is None:
                 raise SourceError(f"the hub sent no ETag for {self.repo_id}/{filename}")
             plan.append((filename, url, self.storage / "blobs" / meta.etag, meta.size))
-        total = sum(size or 0 for *_, size in plan)
-        meter = Meter(total, sum(_have(blob) for _, _, blob, _ in plan), on_progress)
+        blobs = {blob: size or 0 for _, _, blob, size in plan}  # equal files share a blob
+        meter = Meter(sum(blobs.values()), sum(_have(blob) for blob in blobs), on_progress)
         for filename, url, blob, size in plan:
             meter.file = filename
             if not blob.is_file():

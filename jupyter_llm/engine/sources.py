@@ -26,7 +26,14 @@ from ..errors import SourceError
 from ..validate import package_resource
 from .transfer import ProgressCallback, exclusive
 
-__all__ = ["SourceError", "cache_root", "converted_dir", "gguf_file", "resolve_model_dir"]
+__all__ = [
+    "SourceError",
+    "cache_root",
+    "converted",
+    "converted_dir",
+    "gguf_file",
+    "resolve_model_dir",
+]
 
 _CACHE_ENV = "JUPYTER_LLM_CACHE"
 
@@ -93,7 +100,7 @@ def resolve_model_dir(model: ModelConfig, on_progress: ProgressCallback | None =
         return ensure_snapshot(
             source.value, source.revision, download=source.download, on_progress=on_progress
         )
-    return _converted(gguf_file(source, on_progress))
+    return converted(gguf_file(source, on_progress))
 
 
 def converted_dir(gguf: Path) -> Path:
@@ -103,7 +110,8 @@ def converted_dir(gguf: Path) -> Path:
     return cache_root() / "models" / f"{gguf.stem}-{key[:16]}"
 
 
-def _converted(gguf: Path) -> Path:
+def converted(gguf: Path) -> Path:
+    """The safetensors folder of ``gguf``, converted now unless it was before."""
     target = converted_dir(gguf)
     if (target / "config.json").is_file():
         return target

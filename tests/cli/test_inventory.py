@@ -1,0 +1,135 @@
+"""``jupyter llm models``: files and sizes from disk, state from a real running server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from jupyter_llm.cli import main
+
+CONFIG = """
+parking_lot: {pool: {worker_threads: 1}}
+models:
+  - {name: fake, backend: fake}
+  - {name: hub-model, hf_id: org/model}
+  - {name: local, local_path: %s}
+  - {name: packaged, gguf: "no_such_package_xyz:m.gguf"}
+"""
+
+
+# Loading a transformers model costs a worker that imports torch: one is enough here.
+SERVED = """
+parking_lot: {pool: {worker_threads: 1}}
+models:
+  - {name: fake, backend: fake}
+  - {name: hub-model, hf_id: org/model}
+"""
+
+
+def test_files_and_sizes_without_a_server(hub, tmp_path, model_dir, capsys, monkeypatch):
+    config = tmp_path / "models.yaml"
+    config.write_text(CONFIG % model_dir)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))  # no servers there
+    monkeypatch.delenv("JUPYTER_LLM_URL", raising=False)
+    assert main(["models", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "hub-model  (transformers, hf_id: org/model)\n  files: not downloaded yet" in out
+    assert f"local  (transformers, local_path: {model_dir})\n  files: {model_dir} (307.2 kB)" in out
+    assert "gguf: gguf source 'no_such_package_xyz:m.gguf': the package" in out
+    assert out.count("state: unknown (no running Jupyter server serves jupyter_llm)") == 4
+
+    assert main(["pull", "hub-model", "-c", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["models", "-c", str(config)]) == 0
+    snapshot = Path(os.environ["HF_HUB_CACHE"]) / "models--org--model" / "snapshots"
+    assert f"  files: {snapshot}/" in capsys.readouterr().out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real jupyter server with the extension, found through its runtime file."""
+    config = tmp_path / "models.yaml"
+    config.write_text(SERVED)
+    runtime = tmp_path / "runtime"
+    port, token = free_port(), secrets.token_hex(8)
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={tmp_path}",
+        f"--LLMExtension.config_file={config}",
+        "--LLMExtension.drain_secs=0.5",
+    ]
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            try:
+                headers = {"Authorization": f"token {token}"}
+                models = httpx.get(url + "llm/api/models", headers=headers).json()["models"]
+                if models and all(m["state"] != "loading" for m in models):
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.2)
+        yield url, config
+    finally:
+        process.send_signal(signal.SIGTERM)  # only the process this fixture started
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+
+
+@pytest.mark.timeout(180)
+def test_states_from_the_running_server_without_importing_torch(server, tmp_path):
+    _, config = server
+    code = (
+        "import sys; from jupyter_llm.cli import main; code = main(['models', '-c', sys.argv[1]]);"
+        " print('torch imported' if 'torch' in sys.modules else 'no torch'); sys.exit(code)"
+    )
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env.pop("JUPYTER_LLM_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(config)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    blocks = {block.split("  (")[0]: block for block in out.split("\n\n")[1:]}
+    assert blocks["fake"].endswith("  state: ready, 1 of 1 workers ready, on fake")
+    # That server is offline: the hub model cannot load there, and says why.
+    assert (
+        "  state: error: SourceError: hf_id 'org/model' is not in the Hugging Face cache"
+        in (blocks["hub-model"])
+    )
+    assert "HF_HUB_OFFLINE is set" in blocks["hub-model"]
+    assert out.rstrip().endswith("no torch")
