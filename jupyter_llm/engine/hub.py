@@ -8,7 +8,7 @@ itself uses, so other tools share the files): only what a model needs (config, t
 chat template, safetensors weights), config.json last, so that a snapshot with a config
 is complete. ``pull_snapshot`` always asks the hub (``jupyter llm pull``: fetch or update).
 
-One download per model at a time (a file lock under the jupyter_llm cache); whoever waits
+One download per model at a time (a file lock in the cache's ``.locks``); whoever waits
 hears the downloader's progress. Each file goes to ``blobs/<etag>.incomplete`` first and
 resumes from there after any interruption. The hub's endpoint (``HF_ENDPOINT``) and token
 (``HF_TOKEN``) are huggingface_hub's; failures become one ``SourceError`` that names the
@@ -90,9 +90,8 @@ def _storage(repo_id: str) -> Path:
 
 
 def _lock(repo_id: str) -> Path:
-    from .sources import cache_root
-
-    return cache_root() / "locks" / ("models--" + repo_id.replace("/", "--") + ".lock")
+    # Beside huggingface_hub's own per-file locks, which live under .locks/ in the cache.
+    return hub_cache() / ".locks" / ("models--" + repo_id.replace("/", "--")) / "jupyter_llm.lock"
 
 
 def _commit_of(storage: Path, revision: str | None) -> str | None:
