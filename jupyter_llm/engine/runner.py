@@ -50,7 +50,8 @@ def kv_bytes_per_token(model_config: Any, dtype: torch.dtype) -> int:
 
 class TransformersEngine:
     def __init__(self, config: ModelConfig, worker_index: int, threads: int) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads at run time
+        # No HF_HUB_OFFLINE here: an hf_id downloads on first use (engine/hub.py, before
+        # from_pretrained, which then reads a local folder and never the network).
         # No progress bars in a server's log (tqdm's lock is also a semaphore a worker leaks).
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
