@@ -1,23 +1,16 @@
 """Admission by units: who may start, counted in KV-cache blocks and batch seats.
 
-A unit is one KV-cache block of ``block_size`` tokens; a job costs
-``ceil((prompt_tokens + max_tokens) / block_size)`` units for its whole life, because its
-cache grows to that size. Each worker holds one model replica with its own cache, so the
-ledger keeps one slot per worker and a job must fit inside one slot. Admission is a pure
-check (``can_reserve``) followed by a commit (``reserve``), as in nano-vllm's block manager;
-nothing here does I/O or knows about jobs.
+A job's cost in units (KV-cache blocks) is ``pricing.py``'s business. Each worker holds
+one model replica with its own cache, so the ledger keeps one slot per worker and a job
+must fit inside one slot. Admission is a pure check (``can_reserve``) followed by a commit
+(``reserve``), as in nano-vllm's block manager; nothing here does I/O or knows about jobs.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-__all__ = ["Slot", "UnitLedger", "job_cost"]
-
-
-def job_cost(prompt_tokens: int, max_tokens: int, block_size: int) -> int:
-    return math.ceil((prompt_tokens + max_tokens) / block_size)
+__all__ = ["Slot", "UnitLedger"]
 
 
 @dataclass(slots=True)

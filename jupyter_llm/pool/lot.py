@@ -17,11 +17,12 @@ from concurrent.futures import Executor
 
 from ..config import ModelConfig
 from ..engine.base import EngineSpec, TokenCounter
-from ..errors import InvalidRequest, JobTooLarge, LLMError, ModelNotReady
-from ..types import EngineInfo, EngineRequest, GenerationRequest, JobStatus, StepOutput
-from .admission import UnitLedger, job_cost
+from ..errors import LLMError, ModelNotReady
+from ..types import EngineInfo, EngineRequest, JobStatus, StepOutput
+from .admission import UnitLedger
 from .job import Job
 from .observer import PoolObserver
+from .pricing import job_limit, price, with_defaults
 from .queue import JobQueue
 from .stats import ModelInfo, ModelStats
 from .supervisor import Supervisor
@@ -131,9 +132,7 @@ class ModelLot:
         return self._share(self.info.units)
 
     def _share(self, cache_units: int) -> int:
-        if self._limits.max_units is None:
-            return cache_units
-        return min(cache_units, max(1, self._limits.max_units // self._n_workers))
+        return job_limit(cache_units, self._limits.max_units, self._n_workers)
 
     async def admit(self, job: Job, accepted: Callable[[Job], None]) -> None:
         """Price and queue a new job, calling ``accepted`` once it is in.
@@ -141,7 +140,7 @@ class ModelLot:
         A job that could never fit raises here, before it is accepted. While the model loads,
         the job is accepted at once and priced when the model is ready.
         """
-        job.request = self._with_defaults(job.request)
+        job.request = with_defaults(job.request, self.config.params)
         if self.counter is not None:
             self._pricing += 1  # holds its place in the depth count while it is priced
             try:
@@ -158,35 +157,20 @@ class ModelLot:
         else:
             self.pending[job.id] = job
 
-    def _with_defaults(self, request: GenerationRequest) -> GenerationRequest:
-        """The model's defaults for what the request leaves out (max_tokens, temperature)."""
-        params = request.params
-        if params.max_tokens is not None and params.temperature is not None:
-            return request
-        return request.with_params(
-            max_tokens=params.max_tokens or self.config.params.max_tokens,
-            temperature=(
-                self.config.params.temperature if params.temperature is None else params.temperature
-            ),
-        )
-
     async def _price(self, job: Job) -> None:
         assert self.counter is not None and self.info is not None
         prompt_tokens = await self._loop.run_in_executor(self._executor, self.counter, job.request)
         max_tokens = job.request.params.max_tokens
         assert max_tokens is not None  # admit resolved it
-        context = self.config.params.max_model_len or self.info.max_model_len
-        if prompt_tokens + max_tokens > context:
-            raise InvalidRequest(
-                f"the prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the "
-                f"context of model {self.name!r} ({context} tokens)",
-                param="max_tokens",
-            )
-        cost = job_cost(prompt_tokens, max_tokens, self.info.block_size)
-        if cost > self.job_limit():
-            raise JobTooLarge(cost, self.job_limit(), self.name)
+        job.cost = price(
+            prompt_tokens,
+            max_tokens,
+            model=self.name,
+            context=self.config.params.max_model_len or self.info.max_model_len,
+            block_size=self.info.block_size,
+            limit=self.job_limit(),
+        )
         job.prompt_tokens = prompt_tokens
-        job.cost = cost
 
     def reject(self, error: LLMError) -> None:
         self._counts["rejected"] += 1
