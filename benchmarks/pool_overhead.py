@@ -37,10 +37,10 @@ from typing import TypeVar
 from common import percentile
 
 from jupyter_llm.config import Config, parse_config
+from jupyter_llm.engine.base import EngineRequest
 from jupyter_llm.engine.fake import FakeEngine, FakeSpec
 from jupyter_llm.pool.pool import Pool
 from jupyter_llm.types import (
-    EngineRequest,
     GenerationRequest,
     JobRecord,
     JobStatus,

@@ -48,9 +48,10 @@ import yaml
 from common import free_port, percentile
 
 from jupyter_llm.config import DEFAULT_CONFIG, load_config
+from jupyter_llm.engine.base import EngineRequest
 from jupyter_llm.engine.fake import FakeEngine, FakeSpec
 from jupyter_llm.pool import Pool
-from jupyter_llm.types import EngineRequest, GenerationRequest, Message, SamplingParams
+from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 
 MODEL = "m"
 SUBJECTS = ["cat", "dog", "fox", "owl", "bear", "deer", "wolf", "hare"]

@@ -2,6 +2,8 @@
 
 Requests, sampling parameters, events and records are immutable: the pool hands them to
 worker processes (pickled), to asyncio consumers and to the mailbox without copies or locks.
+What only the pool and an engine exchange (``EngineRequest``, ``StepOutput``,
+``EngineInfo``) lives with the engine seam, in ``engine/base.py``.
 Each validates itself on construction and raises ``InvalidRequest`` naming the parameter.
 """
 
@@ -15,8 +17,6 @@ from .errors import InvalidRequest, LLMError, UnsupportedParameter, job_failure
 from .validate import SAMPLING, check_range, is_int
 
 __all__ = [
-    "EngineInfo",
-    "EngineRequest",
     "GenerationRequest",
     "JobRecord",
     "JobStatus",
@@ -24,7 +24,6 @@ __all__ = [
     "Message",
     "Priority",
     "SamplingParams",
-    "StepOutput",
     "Timings",
     "TokenEvent",
     "Usage",
@@ -247,43 +246,6 @@ class Logprob:
             logprob=float(data["logprob"]),
             top=tuple((str(t), int(i), float(lp)) for t, i, lp in data.get("top") or ()),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class EngineRequest:
-    """A job as a worker's engine sees it: sampling already resolved, cost already paid."""
-
-    job_id: str
-    request: GenerationRequest
-    prompt_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class StepOutput:
-    """What one engine step produced for one job.
-
-    ``finish_reason`` is set on the last output of a job: ``stop``, ``length``,
-    ``cancelled`` (after an abort) or ``error`` (then ``error`` says why).
-    """
-
-    job_id: str
-    text: str = ""
-    token_ids: tuple[int, ...] = ()
-    finish_reason: str | None = None
-    error: str | None = None
-    logprobs: tuple[Logprob, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EngineInfo:
-    """What a loaded engine tells the pool about itself."""
-
-    units: int  # KV-cache blocks this worker can hold
-    block_size: int
-    max_num_seqs: int
-    max_model_len: int
-    device: str
-    tokenizer: str | None = None  # where the server-side token counter finds the tokenizer
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,50 @@ what the loaded engine reported, so admission can price a job without importing 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from ..types import EngineInfo, EngineRequest, GenerationRequest, StepOutput
+from ..types import GenerationRequest, Logprob
 
-__all__ = ["Engine", "EngineSpec", "TokenCounter"]
+__all__ = ["Engine", "EngineInfo", "EngineRequest", "EngineSpec", "StepOutput", "TokenCounter"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    """A job as a worker's engine sees it: sampling already resolved, cost already paid."""
+
+    job_id: str
+    request: GenerationRequest
+    prompt_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput:
+    """What one engine step produced for one job.
+
+    ``finish_reason`` is set on the last output of a job: ``stop``, ``length``,
+    ``cancelled`` (after an abort) or ``error`` (then ``error`` says why).
+    """
+
+    job_id: str
+    text: str = ""
+    token_ids: tuple[int, ...] = ()
+    finish_reason: str | None = None
+    error: str | None = None
+    logprobs: tuple[Logprob, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What a loaded engine tells the pool about itself."""
+
+    units: int  # KV-cache blocks this worker can hold
+    block_size: int
+    max_num_seqs: int
+    max_model_len: int
+    device: str
+    tokenizer: str | None = None  # where the server-side token counter finds the tokenizer
+
 
 #: Counts a request's prompt tokens (chat template included). Runs in a server helper
 #: thread: it must not import torch.

@@ -17,8 +17,8 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from ..types import EngineInfo, EngineRequest, GenerationRequest, StepOutput
-from .base import TokenCounter
+from ..types import GenerationRequest
+from .base import EngineInfo, EngineRequest, StepOutput, TokenCounter
 from .scheduler import Scheduler
 from .sequence import Sequence
 

@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, DynamicCache
 from transformers.utils import logging as transformers_logging
 
 from ..config import ModelConfig
-from ..types import EngineInfo, EngineRequest, StepOutput
+from .base import EngineInfo, EngineRequest, StepOutput
 from .batch import RaggedBatch, cache_from
 from .detok import Detokenizer
 from .device import resolve_device, resolve_dtype

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..types import Logprob, StepOutput
+from ..types import Logprob
+from .base import StepOutput
 
 __all__ = ["Detok", "Sequence"]
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config import ModelConfig
-from ..types import EngineInfo
-from .base import TokenCounter
+from .base import EngineInfo, TokenCounter
 
 if TYPE_CHECKING:
     from .runner import TransformersEngine

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from ..config import ModelConfig
-from ..engine.base import EngineSpec, TokenCounter
+from ..engine.base import EngineInfo, EngineRequest, EngineSpec, StepOutput, TokenCounter
 from ..errors import LLMError, ModelNotReady
-from ..types import EngineInfo, EngineRequest, JobStatus, StepOutput
+from ..types import JobStatus
 from .admission import UnitLedger
 from .job import Job
 from .observer import PoolObserver

@@ -15,8 +15,7 @@ import time
 from concurrent.futures import Executor
 from typing import Protocol
 
-from ..engine.base import EngineSpec
-from ..types import EngineInfo, StepOutput
+from ..engine.base import EngineInfo, EngineSpec, StepOutput
 from .stats import WorkerInfo
 from .worker import WireMessage, WorkerHandle, WorkerKind
 

@@ -28,9 +28,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
-from ..engine.base import EngineSpec
+from ..engine.base import EngineSpec, StepOutput
 from ..engine.scheduler import Burst
-from ..types import StepOutput
 from .threads import start_thread
 
 __all__ = ["WorkerHandle", "WorkerKind", "worker_main"]

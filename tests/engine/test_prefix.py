@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from jupyter_llm.engine.base import EngineRequest
 from jupyter_llm.engine.prefix import PrefixCache
-from jupyter_llm.types import EngineRequest
 
 from .test_runner import engine_for, greedy, reference, run
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from jupyter_llm.config import parse_config
+from jupyter_llm.engine.base import EngineRequest
 from jupyter_llm.engine.spec import TransformersSpec
-from jupyter_llm.types import EngineRequest, GenerationRequest, Message, SamplingParams
+from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 
 PROMPTS = [
     "The quick brown fox",
