@@ -34,8 +34,10 @@ def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
                 base = base.rpartition(".")[0]
             target = f"{base}.{node.module}" if node.level and node.module else node.module
             target = target or base
-            found.add(target)
-            found.update(f"{target}.{alias.name}" for alias in node.names)
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & modules
+            found.update(submodules)
+            if len(submodules) < len(node.names):  # names defined in the module itself
+                found.add(target)
     return {m for m in found if m in modules and m != name}
 
 
