@@ -4,9 +4,10 @@ It behaves like a batching engine without a model, on the real engine's schedule
 sequences: each ``step()`` sleeps ``step_delay`` once, then gives the scheduled sequences (new
 ones in a prefill step, running ones in a decode step) one token each. Tokens echo the
 prompt's words (or follow ``script``); stop strings and ``max_tokens`` end a sequence as a
-real engine would. Two markers in a prompt drive failure paths: ``<<fail>>`` fails that job
-in its first step, and ``<<crash>>`` ends the worker process abruptly (a stand-in for a
-segfault or the OOM killer).
+real engine would. Three markers in a prompt drive failure paths: ``<<fail>>`` fails that
+job in its first step, ``<<refuse>>`` raises from ``add`` (a value the engine cannot take),
+and ``<<crash>>`` ends the worker process abruptly (a stand-in for a segfault or the OOM
+killer).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from .base import EngineInfo, EngineRequest, StepOutput, TokenCounter
 from .scheduler import Scheduler
 from .sequence import Sequence
 
-__all__ = ["FAIL_MARKER", "CRASH_MARKER", "FakeEngine", "FakeSpec", "fake_text"]
+__all__ = ["CRASH_MARKER", "FAIL_MARKER", "REFUSE_MARKER", "FakeEngine", "FakeSpec", "fake_text"]
 
 FAIL_MARKER = "<<fail>>"
 CRASH_MARKER = "<<crash>>"
+REFUSE_MARKER = "<<refuse>>"
 _MESSAGE_OVERHEAD = 2  # tokens a chat template spends per message (role, separator)
 
 
@@ -131,6 +133,8 @@ class FakeEngine:
         text = gen.prompt or "".join(m.content for m in gen.messages or ())
         if CRASH_MARKER in text:
             self._crash()
+        if REFUSE_MARKER in text:
+            raise ValueError(f"the fake engine cannot take this request ({REFUSE_MARKER})")
         script = self._spec.script
         words = list(script) if script is not None else (_prompt_words(gen) or ["token"])
         detok = _Words(words, gen.params.stop, scripted=script is not None)

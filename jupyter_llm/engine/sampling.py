@@ -15,7 +15,9 @@ import torch
 
 from ..types import Logprob, SamplingParams
 
-__all__ = ["RowSampler", "sample"]
+__all__ = ["GREEDY_BELOW", "RowSampler", "sample"]
+
+GREEDY_BELOW = 1e-5
 
 
 @dataclass(slots=True)
@@ -29,7 +31,9 @@ class RowSampler:
 
     def __init__(self, params: SamplingParams, prompt_ids: list[int], device: torch.device) -> None:
         self.params = params
-        self.greedy = not params.temperature  # None was resolved by the pool; 0 is greedy
+        # None was resolved by the pool; 0 is greedy, and so is anything too small to divide
+        # float32 logits by (vLLM's rule, with its threshold).
+        self.greedy = not params.temperature or params.temperature < GREEDY_BELOW
         seed = params.seed if params.seed is not None else random.getrandbits(63)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self._seen = set(prompt_ids)  # for repetition_penalty: prompt and output (HF's rule)
@@ -58,7 +62,9 @@ class RowSampler:
         if self.greedy:
             token = int(torch.argmax(logits))
         else:
-            logits = logits / float(p.temperature or 1.0)
+            # From the top logit down, so that a tiny temperature sends the others to -inf
+            # (never the top one to +inf: inf - inf would make the whole row NaN).
+            logits = (logits - logits.max()) / float(p.temperature or 1.0)
             logits = _filter(logits, p.top_k, p.top_p, p.min_p)
             probs = torch.softmax(logits, dim=-1)
             token = int(torch.multinomial(probs, 1, generator=self.generator))
@@ -80,7 +86,12 @@ class RowSampler:
                 list(self._counts.values()), dtype=logits.dtype, device=logits.device
             )
             logits[index] -= p.presence_penalty + p.frequency_penalty * counts
-        return logits
+        # An extreme penalty overflows float32: keep every logit finite so that one request's
+        # values cannot turn its row into NaN (and fail the step of everyone in the batch).
+        limit = torch.finfo(logits.dtype).max / 2
+        return torch.nan_to_num(logits, nan=-limit, posinf=limit, neginf=-limit).clamp(
+            -limit, limit
+        )
 
 
 def _filter(logits: torch.Tensor, top_k: int, top_p: float, min_p: float) -> torch.Tensor:
@@ -91,6 +102,7 @@ def _filter(logits: torch.Tensor, top_k: int, top_p: float, min_p: float) -> tor
         sorted_logits, order = torch.sort(logits, descending=True)
         cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
         drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the first over p
+        drop[0] = False  # the most likely token always stays, however small top_p is
         logits = logits.masked_fill(torch.zeros_like(drop).scatter(0, order, drop), float("-inf"))
     if min_p > 0.0:
         probs = torch.softmax(logits, dim=-1)

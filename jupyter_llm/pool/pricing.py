@@ -42,8 +42,13 @@ def with_defaults(request: GenerationRequest, defaults: ModelParams) -> Generati
 def price(
     prompt_tokens: int, max_tokens: int, *, model: str, context: int, block_size: int, limit: int
 ) -> int:
-    """The units a job costs; ``InvalidRequest`` if it overflows the model's context,
-    ``JobTooLarge`` if it costs more than ``limit`` (what one worker can ever hold)."""
+    """The units a job costs; ``InvalidRequest`` if the prompt is empty or overflows the
+    model's context, ``JobTooLarge`` if it costs more than ``limit`` (what one worker can
+    ever hold)."""
+    if prompt_tokens == 0:  # nothing to continue from: the engine cannot run a step
+        raise InvalidRequest(
+            f"the prompt is empty (0 tokens for model {model!r}); send some text", param="prompt"
+        )
     if prompt_tokens + max_tokens > context:
         raise InvalidRequest(
             f"the prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the "

@@ -123,8 +123,14 @@ def _apply_commands(conn: Connection, engine: Any, active: set[str]) -> bool:
     while True:
         message = conn.recv()
         if message[0] == "add":
-            engine.add(message[1])
-            active.add(message[1].job_id)
+            try:
+                engine.add(message[1])
+            except Exception as exc:  # one request's bad values must not end the worker
+                log.exception("job %s could not start", message[1].job_id)
+                failed = f"could not start: {type(exc).__name__}: {exc}"
+                aborted.append(StepOutput(message[1].job_id, finish_reason="error", error=failed))
+            else:
+                active.add(message[1].job_id)
         elif message[0] == "abort":
             engine.abort(message[1])
             if message[1] in active:
@@ -134,7 +140,7 @@ def _apply_commands(conn: Connection, engine: Any, active: set[str]) -> bool:
             return False
         if not conn.poll(0):
             break
-    if aborted:  # the units come back now, before the next step
+    if aborted:  # the units come back now, before the next step (failed adds too)
         conn.send(("out", aborted))
     return True
 

@@ -7,6 +7,7 @@
 | ``jobs``                | GET, POST   | recent records (newest first) / 202 and the record  |
 | ``jobs/{id}``           | GET, DELETE | the record / cancel, then the record                |
 | ``jobs/{id}/events``    | GET         | SSE of the job's events; ``Last-Event-ID`` resumes  |
+| ``openapi.json``        | GET         | the OpenAPI 3.1 description of every route          |
 
 Leaving an event stream never cancels its job: the job belongs to whoever submitted it.
 """
@@ -22,12 +23,15 @@ from tornado import web
 from ..errors import InvalidRequest
 from ..types import JobStatus
 from .base import LLMHandler
+from .openapi import openapi_document
 from .schema import parse_job
 from .sse import ClientGone, EventStream
 
 __all__ = ["api_handlers"]
 
-_JOB_ID = r"(?P<job_id>[A-Za-z0-9_\-]+)"
+# Any path segment: an id that is not one of ours gets the JSON 404 of an unknown job, not
+# tornado's HTML page for an unmatched route.
+_JOB_ID = r"(?P<job_id>[^/]+)"
 _MAX_LIMIT = 1000
 
 
@@ -100,6 +104,15 @@ class JobEventsHandler(LLMHandler):
         self.finish()
 
 
+class OpenAPIHandler(LLMHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        pool = self.llm.pool
+        names = [] if pool is None else [m.name for m in pool.models()]
+        self.write_json(openapi_document(self.base_url, names))
+
+
 def _int_argument(value: str, name: str, minimum: int, maximum: int | None = None) -> int:
     try:
         number = int(value)
@@ -119,4 +132,5 @@ api_handlers: list[tuple[str, Any]] = [
     ("llm/api/jobs", JobsHandler),
     (f"llm/api/jobs/{_JOB_ID}", JobHandler),
     (f"llm/api/jobs/{_JOB_ID}/events", JobEventsHandler),
+    ("llm/api/openapi.json", OpenAPIHandler),
 ]

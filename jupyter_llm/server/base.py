@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
 
 from ..errors import ConfigError, InvalidRequest, LLMError
 from ..pool import Pool
@@ -44,6 +45,10 @@ class LLMState:
             error = self.config_error  # a fresh instance: each raise gets its own traceback
             raise ConfigError(error.file, error.key, error.problem)
         return self.pool
+
+
+# text/plain: what fetch() sends for a string body when the caller names no type.
+_JSON_TYPES = frozenset({"application/json", "text/plain"})
 
 
 class LLMHandler(ExtensionHandlerMixin, APIHandler):
@@ -79,6 +84,11 @@ class LLMHandler(ExtensionHandlerMixin, APIHandler):
 
     def read_json(self) -> dict[str, Any]:
         """The request body as a JSON object; a 400 that says what is wrong otherwise."""
+        kind = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind and kind not in _JSON_TYPES and not kind.endswith("+json"):
+            raise web.HTTPError(
+                415, f"the request body must be JSON (Content-Type: application/json), got {kind}"
+            )
         try:
             data = json.loads(self.request.body or b"null")
         except ValueError as exc:

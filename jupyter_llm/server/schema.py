@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from ..types import GenerationRequest, Message, Priority, SamplingParams
-from ..validate import Range, check_range
+from ..validate import SAMPLING, Range, check_range
 
 __all__ = ["CompletionCall", "parse_chat", "parse_completion", "parse_job"]
 
@@ -149,10 +149,15 @@ def _call(
     for index, prompt in enumerate(prompts):
         for choice in range(n):
             # A seeded request stays reproducible, and its n choices still differ.
-            seed = None if params.seed is None else params.seed + choice
+            seed = None if params.seed is None else _choice_seed(params.seed, choice)
             requests.append(replace(prompt, params=replace(params, seed=seed)))
             prompt_of.append(index)
     return CompletionCall(kind, model, tuple(requests), tuple(prompt_of), stream, include_usage)
+
+
+def _choice_seed(seed: int, choice: int) -> int:
+    """Choice i's seed: ``seed + i``, counting down instead where that leaves 64 bits."""
+    return seed + choice if SAMPLING["seed"].accepts(seed + choice) else seed - choice
 
 
 def _streaming(body: Mapping[str, Any]) -> tuple[bool, bool]:
@@ -209,8 +214,8 @@ def _message(item: Any, where: str) -> Message:
         raise InvalidRequest(f"{where}: expected an object with role and content", where)
     item = {k: v for k, v in item.items() if v is not None and v != []}
     role = item.get("role")
-    if role not in _ROLES:
-        if isinstance(role, str) and role in ("tool", "function"):
+    if not isinstance(role, str) or role not in _ROLES:
+        if role in ("tool", "function"):
             raise UnsupportedParameter(f"{where}.role", f"{role!r} messages (no tool calling)")
         raise InvalidRequest(
             f"{where}.role: expected system, developer, user or assistant, got {role!r}",

@@ -42,3 +42,11 @@ def test_defaults_fill_only_what_the_request_leaves_out():
     assert (filled.max_tokens, filled.temperature) == (9, 0.3)
     own = GenerationRequest("m", prompt="x", params=SamplingParams(max_tokens=2, temperature=0))
     assert with_defaults(own, defaults) is own
+
+
+def test_an_empty_prompt_is_refused_before_the_engine_sees_it():
+    """0 prompt tokens (an empty completion prompt, for a tokenizer without BOS) once failed
+    in the engine's first step; it is the client's fault, and said so."""
+    with pytest.raises(InvalidRequest, match=r"the prompt is empty \(0 tokens") as refused:
+        price(0, 8, model="m", context=64, block_size=16, limit=100)
+    assert refused.value.param == "prompt"

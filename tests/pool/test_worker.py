@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from jupyter_llm.engine.fake import CRASH_MARKER
+from jupyter_llm.engine.fake import CRASH_MARKER, REFUSE_MARKER
 from jupyter_llm.types import GenerationRequest, JobStatus, SamplingParams
 
 from ..support import MODEL, make_config, until
@@ -67,6 +67,21 @@ async def test_a_worker_that_crashes_on_a_job_is_replaced(make_pool):
     assert record.status is JobStatus.FAILED and "exit code 13" in record.error
     await until(lambda: len(worker_pids(pool)) == 1)
     assert not alive(pid)
+    assert (await pool.wait((await pool.submit(request())).id)).status is JobStatus.COMPLETED
+
+
+async def test_a_job_the_engine_cannot_start_fails_alone_and_the_worker_lives(make_pool):
+    """An exception from the engine's ``add`` once ended the worker and every job on it."""
+    pool = await make_pool(worker_kind="process", step_delay=0.01)
+    (pid,) = worker_pids(pool)
+    neighbour = await pool.submit(request(max_tokens=30))
+    refused = await pool.submit(request(f"x {REFUSE_MARKER}"))
+    record = await pool.wait(refused.id)
+    assert record.status is JobStatus.FAILED
+    assert record.error is not None and "could not start: ValueError" in record.error
+    assert (await pool.wait(neighbour.id)).status is JobStatus.COMPLETED
+    assert worker_pids(pool) == [pid] and alive(pid)
+    assert pool.stats().total.used_units == 0
     assert (await pool.wait((await pool.submit(request())).id)).status is JobStatus.COMPLETED
 
 

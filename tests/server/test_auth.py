@@ -37,6 +37,7 @@ async def test_every_route_is_listed(llm_extension: LLMExtension) -> None:
             ("GET", "llm/api/jobs/some-id"),
             ("DELETE", "llm/api/jobs/some-id"),
             ("GET", "llm/api/jobs/some-id/events"),
+            ("GET", "llm/api/openapi.json"),
             ("GET", "llm/v1/models"),
             ("POST", "llm/v1/chat/completions"),
             ("POST", "llm/v1/completions"),
