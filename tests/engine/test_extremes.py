@@ -14,9 +14,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from jupyter_llm.engine.base import EngineRequest
 from jupyter_llm.engine.sampling import RowSampler, sample
 from jupyter_llm.errors import InvalidRequest
-from jupyter_llm.types import EngineRequest, GenerationRequest, SamplingParams
+from jupyter_llm.types import GenerationRequest, SamplingParams
 from jupyter_llm.validate import SAMPLING
 
 from .test_runner import engine_for, run
