@@ -3,7 +3,7 @@
 The public API is what ``__all__`` lists; everything else may change between releases.
 """
 
-from typing import Any
+from typing import Any as _Any  # private: the namespace holds the public API only
 
 from .config import Config, load_config, resolve_config_path
 from .errors import (
@@ -18,6 +18,7 @@ from .errors import (
     QueueFull,
     UnknownJob,
     UnknownModel,
+    UnsupportedParameter,
     WorkerLost,
 )
 from .pool import Pool, PoolStats
@@ -31,17 +32,17 @@ from .types import (
     TokenEvent,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (hatch)
 
 
-def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+def _jupyter_server_extension_points() -> list[dict[str, _Any]]:
     """The server extension, found by jupyter-server; imported only when a server loads it."""
     from .server.app import LLMExtension
 
     return [{"module": "jupyter_llm.server.app", "app": LLMExtension}]
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext jupyter_llm``: the ``%%llm`` and ``%llm`` magics (``jupyter_llm.kernel``)."""
     from .kernel import load_ipython_extension as load
 
@@ -70,8 +71,10 @@ __all__ = [
     "TokenEvent",
     "UnknownJob",
     "UnknownModel",
+    "UnsupportedParameter",
     "WorkerLost",
     "__version__",
     "load_config",
+    "load_ipython_extension",
     "resolve_config_path",
 ]

@@ -1,54 +1,87 @@
-"""Pins the public API: a change here is a change users see (and goes in the README's notes)."""
+"""Pins the public API, as httpx's test_exported_members does: ``__all__`` is exactly the
+public names in the namespace, and the lists below are what users may import. A change
+here is a change users see (and goes in the README's notes)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import types
+from importlib.metadata import version
+
+import pytest
 
 import jupyter_llm
+import jupyter_llm.kernel
 import jupyter_llm.pool
 
+PUBLIC = {
+    jupyter_llm: [
+        "Config",
+        "ConfigError",
+        "GenerationRequest",
+        "InvalidRequest",
+        "JobCancelled",
+        "JobExpired",
+        "JobFailed",
+        "JobRecord",
+        "JobStatus",
+        "JobTooLarge",
+        "LLMError",
+        "Message",
+        "ModelNotReady",
+        "Pool",
+        "PoolStats",
+        "Priority",
+        "QueueFull",
+        "SamplingParams",
+        "TokenEvent",
+        "UnknownJob",
+        "UnknownModel",
+        "UnsupportedParameter",
+        "WorkerLost",
+        "__version__",
+        "load_config",
+        "load_ipython_extension",
+        "resolve_config_path",
+    ],
+    jupyter_llm.kernel: [
+        "Client",
+        "Generation",
+        "ServerRefused",
+        "ServerUnreachable",
+        "load_ipython_extension",
+        "unload_ipython_extension",
+    ],
+    jupyter_llm.pool: [
+        "ModelInfo",
+        "ModelStats",
+        "Pool",
+        "PoolObserver",
+        "PoolStats",
+        "WorkerInfo",
+    ],
+}
 
-def test_top_level_exports():
-    assert sorted(jupyter_llm.__all__) == sorted(
-        [
-            "Config",
-            "ConfigError",
-            "GenerationRequest",
-            "InvalidRequest",
-            "JobCancelled",
-            "JobExpired",
-            "JobFailed",
-            "JobRecord",
-            "JobStatus",
-            "JobTooLarge",
-            "LLMError",
-            "Message",
-            "ModelNotReady",
-            "Pool",
-            "PoolStats",
-            "Priority",
-            "QueueFull",
-            "SamplingParams",
-            "TokenEvent",
-            "UnknownJob",
-            "UnknownModel",
-            "WorkerLost",
-            "__version__",
-            "load_config",
-            "resolve_config_path",
-        ]
+
+@pytest.mark.parametrize("module", PUBLIC, ids=lambda m: m.__name__)
+def test_all_is_the_public_namespace(module: types.ModuleType) -> None:
+    # Submodules are reached by their own names; everything else public is in __all__.
+    namespace = sorted(
+        name
+        for name, value in vars(module).items()
+        if (not name.startswith("_") or name == "__version__")
+        and not isinstance(value, types.ModuleType)
     )
-    for name in jupyter_llm.__all__:
-        assert hasattr(jupyter_llm, name), name
+    assert sorted(module.__all__) == namespace
+    assert sorted(module.__all__) == sorted(PUBLIC[module])
 
 
-def test_pool_exports():
-    for name in jupyter_llm.pool.__all__:
-        assert hasattr(jupyter_llm.pool, name), name
+def test_one_version() -> None:
+    assert jupyter_llm.__version__ == version("jupyter_llm")
 
 
-def test_importing_the_package_and_the_pool_does_not_import_torch():
+def test_importing_the_package_and_the_pool_does_not_import_torch() -> None:
     code = "import sys, jupyter_llm, jupyter_llm.pool; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -5,17 +5,13 @@ talks to a jupyter_llm server over HTTP, or runs an embedded pool whose model wo
 separate processes (``discovery.py`` says which).
 """
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Any as _Any  # private: the namespace holds the public API only
 
 from ..errors import ServerRefused, ServerUnreachable
 from .client import Client
-from .errors import CellError
 from .generation import Generation
 
 __all__ = [
-    "CellError",
     "Client",
     "Generation",
     "ServerRefused",
@@ -25,11 +21,11 @@ __all__ = [
 ]
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: _Any) -> None:
     from .magics import LLMMagic
 
     ipython.register_magic_function(LLMMagic(ipython), magic_kind="line_cell", magic_name="llm")
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: _Any) -> None:
     """Leaves the client running: jobs in flight keep streaming into their cells."""

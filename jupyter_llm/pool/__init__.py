@@ -3,19 +3,15 @@
 Knows nothing of HTTP, IPython or torch (engines are reached through ``engine.base``).
 """
 
-from .mailbox import Mailbox, MemoryMailbox, open_mailbox
 from .observer import PoolObserver
 from .pool import Pool
 from .stats import ModelInfo, ModelStats, PoolStats, WorkerInfo
 
 __all__ = [
-    "Mailbox",
-    "MemoryMailbox",
     "ModelInfo",
     "ModelStats",
     "Pool",
     "PoolObserver",
     "PoolStats",
     "WorkerInfo",
-    "open_mailbox",
 ]
