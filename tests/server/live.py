@@ -7,6 +7,7 @@ stopped by its own PID only.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -146,3 +147,26 @@ def alive(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory, in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def record(name: str, **values: Any) -> None:
+    """Add a measurement to ``JUPYTER_LLM_RELIABILITY_OUT`` (benchmarks/reliability.py's
+    table), when it is set; the tests assert on the same values themselves."""
+    out = os.environ.get("JUPYTER_LLM_RELIABILITY_OUT")
+    if out:
+        with open(out, "a") as file:
+            file.write(json.dumps({"name": name, **values}) + "\n")
+
+
+def scale() -> int:
+    """How much larger than the CI version a run is (benchmarks/reliability.py sets it)."""
+    return int(os.environ.get("JUPYTER_LLM_RELIABILITY_SCALE", "1"))
