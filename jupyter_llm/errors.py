@@ -299,6 +299,8 @@ def job_failure(
     kind = error_class(error_type)
     if kind is ModelNotReady:
         return ModelNotReady(model, reason)
+    if kind is InvalidRequest:  # a remote engine's upstream refused the request (its 400)
+        return InvalidRequest(reason)
     if kind is None or not issubclass(kind, JobFailed):
         kind = default
     return kind(job_id, reason)

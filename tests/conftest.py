@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -52,7 +53,12 @@ async def make_pool() -> AsyncIterator[PoolFactory]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip gpu-marked tests where there is no CUDA device (torch imported only if needed)."""
+    """Skip vllm-marked tests without a vLLM venv, gpu-marked ones without CUDA."""
+    if not os.environ.get("JUPYTER_LLM_VLLM_VENV"):
+        skip_vllm = pytest.mark.skip(reason="set JUPYTER_LLM_VLLM_VENV to a vLLM venv")
+        for item in items:
+            if "vllm" in item.keywords:
+                item.add_marker(skip_vllm)
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jupyter_llm.config import (
     DEFAULT_CONFIG,
@@ -212,10 +213,28 @@ def test_openai_and_fake_models(tmp_path: Path) -> None:
         )
     )
     remote, fake = config.models
+    assert remote.remote_model is None  # the upstream knows it by our name
+    assert remote.request_timeout_secs == 600.0
     assert remote.base_url == "https://api.example.com/v1"
     assert remote.api_key_env == "EXAMPLE_API_KEY"
     assert remote.source == ModelSource("hf_id", "org/served")
     assert fake.source is None
+
+
+def test_a_remote_model_names_its_upstream_model_and_timeout(tmp_path: Path) -> None:
+    text = """
+        models:
+          - name: smollm2
+            backend: openai
+            base_url: http://127.0.0.1:8000/v1
+            remote_model: /models/SmolLM2-135M-Instruct
+            request_timeout_secs: 30
+            params: {max_num_seqs: 16}
+        """
+    (remote,) = load_config(write(tmp_path, text)).models
+    assert remote.remote_model == "/models/SmolLM2-135M-Instruct"
+    assert remote.request_timeout_secs == 30.0
+    assert remote.params.max_num_seqs == 16
 
 
 def test_empty_sections_mean_defaults(tmp_path: Path) -> None:
@@ -382,6 +401,16 @@ BAD = {
         "models:\n  - {name: m, backend: openai, base_url: 'ftp://x'}\n",
         "models[0].base_url: expected a URL starting with http:// or https://, got 'ftp://x'",
     ),
+    "remote_model on a transformers model": (
+        model_with("remote_model: other"),
+        "models[0].remote_model: only the openai backend takes remote_model; "
+        "this model is transformers",
+    ),
+    "request timeout zero": (
+        "models:\n  - {name: r, backend: openai, base_url: 'http://h/v1', "
+        "request_timeout_secs: 0}\n",
+        "models[0].request_timeout_secs: expected a number above 0, got 0",
+    ),
     "base_url on a transformers model": (
         model_with("base_url: http://localhost:8000/v1"),
         "models[0].base_url: only the openai backend takes base_url; this model is transformers",
@@ -534,3 +563,15 @@ def test_error_carries_file_key_and_problem(tmp_path: Path) -> None:
     error = caught.value
     assert (error.file, error.key) == (str(path), "models[0].params.block_size")
     assert error.problem == "expected an integer of at least 1, got -1"
+
+
+def test_the_packaged_vllm_example_is_valid_once_uncommented() -> None:
+    text = DEFAULT_CONFIG.read_text()
+    start = text.index("  # - name: smollm2-vllm")
+    block = [line.removeprefix("  # ") for line in text[start:].splitlines()]
+    data = {"models": yaml.safe_load("\n".join(block))}
+    (remote,) = parse_config(data, "example", Path(".")).models
+    assert remote.backend == "openai"
+    assert remote.base_url == "http://127.0.0.1:8000/v1"
+    assert remote.remote_model == "smollm2"
+    assert remote.params.max_num_seqs == 64

@@ -24,6 +24,7 @@ from .rules import (
     PARAMS,
     POOL,
     QUEUE,
+    REMOTE_KEYS,
     SECTIONS,
     SHARED_SECTIONS,
     SOURCES,
@@ -127,8 +128,8 @@ def _model(data: object, path: str, shared: cfg.ParkingLot, base_dir: Path) -> c
             f"{path}.base_url",
             "missing; an openai model needs the URL of its server (http:// or https://)",
         )
-    for key, value in (("base_url", base_url), ("api_key_env", api_key_env)):
-        if backend != "openai" and value is not None:
+    for key in REMOTE_KEYS:
+        if backend != "openai" and key in values:
             raise Invalid(
                 f"{path}.{key}", f"only the openai backend takes {key}; this model is {backend}"
             )
@@ -140,6 +141,8 @@ def _model(data: object, path: str, shared: cfg.ParkingLot, base_dir: Path) -> c
         parking_lot=_overrides(entry.get("parking_lot"), f"{path}.parking_lot", shared),
         base_url=base_url,
         api_key_env=api_key_env,
+        remote_model=values.get("remote_model"),
+        request_timeout_secs=values.get("request_timeout_secs", 600.0),
     )
 
 

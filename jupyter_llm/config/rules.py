@@ -161,7 +161,10 @@ MODEL: Mapping[str, Rule] = {
         r"[A-Za-z_][A-Za-z0-9_]*",
         echo=False,
     ),
+    "remote_model": _text("the model's name on the upstream server"),
+    "request_timeout_secs": _positive_number(),
 }
+REMOTE_KEYS = ("base_url", "api_key_env", "remote_model", "request_timeout_secs")
 MODEL_SECTIONS = ("params", "parking_lot")
 SOURCES = ("hf_id", "local_path", "gguf")
 SECTIONS = ("pool", "limits", "queue", "mailbox")

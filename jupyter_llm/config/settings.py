@@ -94,8 +94,10 @@ class ModelConfig:
     source: ModelSource | None
     params: ModelParams
     parking_lot: ParkingLot  # effective: the global settings with this model's overrides
-    base_url: str | None = None  # openai only
-    api_key_env: str | None = None  # openai only
+    base_url: str | None = None  # openai only: the upstream's /v1
+    api_key_env: str | None = None  # openai only: the variable that holds the upstream's key
+    remote_model: str | None = None  # openai only: the upstream's name; None: ``name``
+    request_timeout_secs: float = 600.0  # openai only: longest upstream silence in a request
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,20 @@ from ..config import ModelConfig
 from ..errors import ModelNotReady
 from .base import Engine, EngineSpec, TokenCounter
 from .fake import FakeSpec
+from .placement import worker_devices
+from .remote import RemoteSpec
 from .spec import TransformersSpec
 
-__all__ = ["Engine", "EngineSpec", "FakeSpec", "TokenCounter", "TransformersSpec", "spec_for"]
+__all__ = [
+    "Engine",
+    "EngineSpec",
+    "FakeSpec",
+    "RemoteSpec",
+    "TokenCounter",
+    "TransformersSpec",
+    "spec_for",
+    "worker_devices",
+]
 
 # The fake engine's nominal KV bytes per token, so that kvcache_mem_cpu means something.
 _FAKE_KV_BYTES_PER_TOKEN = 64 * 1024
@@ -30,6 +41,8 @@ def spec_for(model: ModelConfig) -> EngineSpec:
         )
     if model.backend == "transformers":
         return TransformersSpec.for_model(model)
+    if model.backend == "openai":
+        return RemoteSpec.for_model(model)
     raise ModelNotReady(
         model.name, f"the {model.backend!r} backend is not available in this version of jupyter_llm"
     )

@@ -17,11 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from ..types import GenerationRequest, Logprob
+from ..types import GenerationRequest, Logprob, Usage
 
-__all__ = ["Engine", "EngineInfo", "EngineRequest", "EngineSpec", "StepOutput", "TokenCounter"]
+__all__ = [
+    "Engine",
+    "EngineInfo",
+    "EngineRequest",
+    "EngineSpec",
+    "ProbedSpec",
+    "StepOutput",
+    "TokenCounter",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,8 @@ class StepOutput:
     finish_reason: str | None = None
     error: str | None = None
     logprobs: tuple[Logprob, ...] | None = None
+    error_type: str | None = None  # with finish_reason "error": the errors.py class it stands for
+    usage: Usage | None = None  # a remote engine's own count, on a job's last output
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +113,16 @@ class EngineSpec(Protocol):
 
     def counter(self, info: EngineInfo) -> TokenCounter:
         """Build the server-side prompt counter from what a ready worker reported."""
+        ...
+
+
+@runtime_checkable
+class ProbedSpec(Protocol):
+    """A spec whose model lives elsewhere (a remote server) and can be health-checked.
+
+    The pool runs ``probe`` off its loop now and then; the answer drives the model's state.
+    """
+
+    def probe(self) -> str | None:
+        """Blocking, a few seconds at most: None when the model can serve, else why not."""
         ...

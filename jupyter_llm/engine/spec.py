@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..config import ModelConfig
 from .base import EngineInfo, TokenCounter
+from .placement import worker_devices
 
 if TYPE_CHECKING:
     from .runner import TransformersEngine
@@ -25,7 +26,7 @@ class TransformersSpec:
         # One core stays with the server process: its loop streams every token, and OpenMP
         # threads that compete with it for a core wait on each other at every layer (measured:
         # the tiny model streamed 5x slower with 2 torch threads on this 2-core machine).
-        workers = config.parking_lot.pool.worker_threads
+        workers = len(worker_devices(config))
         return cls(config, threads=max(1, ((os.cpu_count() or 1) - 1) // workers))
 
     @property

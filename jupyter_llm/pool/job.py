@@ -18,7 +18,14 @@ from ..types import (
     Usage,
 )
 
-__all__ = ["Job"]
+__all__ = ["Job", "tokens_in"]
+
+
+def tokens_in(text: str, token_ids: tuple[int, ...]) -> int:
+    """Tokens an output stands for. A remote engine's outputs carry text without ids: each
+    stream chunk is one token (OpenAI and vLLM stream token by token); the upstream's usage
+    corrects the total when the job ends."""
+    return len(token_ids) or (1 if text else 0)
 
 
 class Job:
@@ -98,11 +105,12 @@ class Job:
     def add_tokens(
         self, text: str, token_ids: tuple[int, ...], logprobs: tuple[Logprob, ...] | None
     ) -> None:
-        if token_ids:
+        count = tokens_in(text, token_ids)
+        if count:
             self.last_token_at = time.time()
             if self.first_token_at is None:
                 self.first_token_at = self.last_token_at
-        self.completion_tokens += len(token_ids)
+        self.completion_tokens += count
         self._chunks.append(text)
         self._emit(
             TokenEvent(

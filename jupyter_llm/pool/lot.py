@@ -16,11 +16,20 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 
 from ..config import ModelConfig
-from ..engine.base import EngineInfo, EngineRequest, EngineSpec, StepOutput, TokenCounter
+from ..engine.base import (
+    EngineInfo,
+    EngineRequest,
+    EngineSpec,
+    ProbedSpec,
+    StepOutput,
+    TokenCounter,
+)
+from ..engine.placement import worker_devices
 from ..errors import LLMError, ModelNotReady
 from ..types import JobStatus
 from .admission import UnitLedger
-from .job import Job
+from .health import HealthWatch
+from .job import Job, tokens_in
 from .observer import PoolObserver
 from .pricing import job_limit, price, with_defaults
 from .queue import JobQueue
@@ -55,7 +64,7 @@ class ModelLot:
         self._kind = worker_kind
         self._observer = observer
         self._limits = config.parking_lot.limits
-        self._n_workers = config.parking_lot.pool.worker_threads
+        self._n_workers = len(worker_devices(config))
         self._stack_size = config.parking_lot.pool.thread_stack_size
         self.state = "loading"
         self.error: str | None = None
@@ -69,6 +78,7 @@ class ModelLot:
         self._pricing = 0
         self._pricing_task: asyncio.Task[None] | None = None
         self._crew: Supervisor | None = None
+        self._health: HealthWatch | None = None  # remote models only
         self._dirty = False  # units came free or a worker joined: try the queue again
         self._counts = dict.fromkeys(("completed", "failed", "cancelled", "expired", "rejected"), 0)
 
@@ -84,7 +94,8 @@ class ModelLot:
         self._crew = Supervisor(
             self._spec,
             self._n_workers,
-            kind=self._kind,
+            # A remote model's worker only moves bytes: a thread in this process will do.
+            kind="thread" if self.config.backend == "openai" else self._kind,
             loop=self._loop,
             executor=self._executor,
             stack_size=self._stack_size,
@@ -107,6 +118,8 @@ class ModelLot:
             await asyncio.sleep(0.02)
         for job in self._live_running():
             self._end_unfinished(job, keep_unfinished, "while this job ran")
+        if self._health is not None:
+            self._health.stop()
         if self._crew is not None:
             await self._crew.stop()
 
@@ -273,8 +286,14 @@ class ModelLot:
                 continue
             self._release(job)
             self._dirty = True
+            if out.usage is not None:  # a remote engine's own count is the true one
+                job.prompt_tokens = out.usage.prompt_tokens
+                job.completion_tokens = out.usage.completion_tokens
             if out.finish_reason == "error":
-                self._finish(job, JobStatus.FAILED, "error", out.error or "the engine failed")
+                message = out.error or "the engine failed"
+                self._finish(job, JobStatus.FAILED, "error", message, out.error_type)
+                if out.error_type == "ModelNotReady" and self._health is not None:
+                    self._health.check_now()  # the upstream may be gone: let the state say so
             elif out.finish_reason == "cancelled":
                 self._finish(job, JobStatus.CANCELLED, "cancelled")
             else:
@@ -307,15 +326,14 @@ class ModelLot:
     def _add_tokens(self, job: Job, out: StepOutput) -> None:
         previous = job.last_token_at
         job.add_tokens(out.text, out.token_ids, out.logprobs)
-        if not out.token_ids:
+        count = tokens_in(out.text, out.token_ids)
+        if not count:
             return
         now = job.last_token_at
         assert now is not None
         if previous is None:
             self._observer.first_token(self.name, now - job.created_at)
-        self._observer.tokens(
-            self.name, len(out.token_ids), None if previous is None else now - previous
-        )
+        self._observer.tokens(self.name, count, None if previous is None else now - previous)
 
     def _release(self, job: Job) -> None:
         del self.running[job.id]
@@ -332,11 +350,33 @@ class ModelLot:
             self._fail_model(f"the token counter failed to load: {future.exception()}")
             return
         self.counter = future.result()
+        if isinstance(self._spec, ProbedSpec):  # ready once its upstream answers
+            self._health = HealthWatch(
+                self.name,
+                self._spec.probe,
+                self._health_changed,
+                loop=self._loop,
+                executor=self._executor,
+            )
+            self._health.start()
+            return
+        self._ready()
+
+    def _ready(self) -> None:
         self.state = "ready"
         self.error = None
         self._pricing_task = self._loop.create_task(self._price_pending())
 
-    def _fail_model(self, reason: str) -> None:
+    def _health_changed(self, reason: str | None) -> None:
+        if self.closing:
+            return
+        if reason is None:
+            self._ready()
+            self.schedule()
+        else:
+            self._fail_model(reason, "is not available")
+
+    def _fail_model(self, reason: str, why: str = "failed to load") -> None:
         self.state = "error"
         self.error = reason
         for job in [*self.pending.values(), *self.queue]:
@@ -345,7 +385,7 @@ class ModelLot:
                 job,
                 JobStatus.FAILED,
                 "error",
-                f"model {self.name!r} failed to load: {reason}",
+                f"model {self.name!r} {why}: {reason}",
                 error_type="ModelNotReady",
             )
 

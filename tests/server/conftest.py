@@ -77,7 +77,7 @@ BASE_CONFIG: dict[str, Any] = {
             "params": {"max_tokens": 8, "max_num_seqs": 1},
             "parking_lot": {"limits": {"max_queue_depth": 1, "timeout_secs": 0.3}},
         },
-        # This version runs no remote backend: the model reports error (503 on use).
+        # Nothing listens on port 9: the remote model is unreachable (error, 503 on use).
         {"name": "remote", "backend": "openai", "base_url": "http://127.0.0.1:9/v1"},
     ],
 }

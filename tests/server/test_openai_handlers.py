@@ -187,7 +187,10 @@ async def test_an_unknown_model_is_a_404(openai_client: openai.AsyncOpenAI) -> N
     assert caught.value.param == "model"
 
 
-async def test_a_model_that_is_not_ready_is_a_503(openai_client: openai.AsyncOpenAI) -> None:
+async def test_a_model_that_is_not_ready_is_a_503(
+    openai_client: openai.AsyncOpenAI, llm: LLMServer
+) -> None:
+    await until(lambda: {m.name: m.state for m in llm.pool.models()}["remote"] == "error")
     for stream in (False, True):
         with pytest.raises(openai.InternalServerError) as caught:
             await openai_client.chat.completions.create(

@@ -1,0 +1,279 @@
+"""A remote engine: any OpenAI-compatible server (vLLM, another jupyter_llm) behind the seam.
+
+The pool drives it like any engine (``add``, ``abort``, ``step``) from one worker *thread*:
+it loads nothing and never imports torch, so it lives in the server process, while its
+upstream calls run on a private asyncio loop in a thread of its own. Each job is one
+streaming request (httpx); chunks land in an outbox that ``step`` empties. ``abort`` cancels
+the request's task, which closes the upstream connection: vLLM and jupyter_llm both cancel a
+job whose client goes away. ``max_num_seqs`` is the cap on requests open at once (the pool
+never admits more; the connection pool is sized to match).
+
+The spec's ``probe`` is the health check (``GET models``) that the pool runs off its loop
+to drive the model's state: ``ready``, ``error: unreachable``, ``ready`` again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import math
+import os
+import threading
+from dataclasses import dataclass, replace
+
+import httpx
+
+from ..config import ModelConfig
+from ..types import GenerationRequest
+from .base import EngineInfo, EngineRequest, StepOutput, TokenCounter
+from .wire import estimate_tokens, parse_chunk, retry_after, upstream_call, upstream_failure
+
+__all__ = ["RemoteEngine", "RemoteSpec"]
+
+_STEP_WAIT = 0.002  # step() waits this long for a chunk, so that commands are never held up
+_PROBE_TIMEOUT = 5.0
+_CONNECT_TIMEOUT = 10.0
+_RETRIES = 3  # 429 / 503 with a short Retry-After are retried this often
+_DEFAULT_CONTEXT = 32768  # when max_model_len is not set: the upstream enforces its own
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSpec:
+    """Plain data: how to reach the upstream and what the pool may admit to it."""
+
+    model: str
+    base_url: str  # the upstream's /v1, without a trailing slash
+    remote_model: str
+    api_key_env: str | None
+    request_timeout: float
+    block_size: int
+    max_num_seqs: int
+    max_model_len: int
+    max_units: int | None
+
+    @classmethod
+    def for_model(cls, config: ModelConfig) -> RemoteSpec:
+        assert config.base_url is not None  # the config requires it for backend: openai
+        params = config.params
+        return cls(
+            model=config.name,
+            base_url=config.base_url.rstrip("/"),
+            remote_model=config.remote_model or config.name,
+            api_key_env=config.api_key_env,
+            request_timeout=config.request_timeout_secs,
+            block_size=params.block_size,
+            max_num_seqs=params.max_num_seqs,
+            max_model_len=params.max_model_len or _DEFAULT_CONTEXT,
+            max_units=config.parking_lot.limits.max_units,
+        )
+
+    def headers(self) -> dict[str, str]:
+        if self.api_key_env is None:
+            return {}
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise RuntimeError(
+                f"api_key_env names {self.api_key_env}, but that environment variable is not set"
+            )
+        return {"Authorization": f"Bearer {key}"}
+
+    def build(self, worker_index: int) -> RemoteEngine:
+        return RemoteEngine(self)
+
+    def counter(self, info: EngineInfo) -> TokenCounter:
+        return estimate_tokens
+
+    def probe(self) -> str | None:
+        """Blocking health check: None when the upstream serves our model, else why not."""
+        try:
+            response = _probe_client(self.base_url).get(
+                f"{self.base_url}/models", headers=self.headers()
+            )
+        except httpx.HTTPError as exc:
+            return f"unreachable: {self.base_url}: {_describe(exc)}"
+        except RuntimeError as exc:
+            return str(exc)
+        if response.status_code != 200:
+            failure = upstream_failure(
+                response.status_code, response.text, self.base_url, self.remote_model
+            )
+            return f"unreachable: {failure.message}"
+        try:
+            served = [str(m.get("id")) for m in response.json().get("data", [])]
+        except (ValueError, AttributeError):
+            return f"unreachable: {self.base_url}/models did not answer with a model list"
+        if self.remote_model not in served:
+            return (
+                f"the upstream {self.base_url} has no model {self.remote_model!r} "
+                f"(it serves: {', '.join(served) or 'none'}); set remote_model to one of them"
+            )
+        return None
+
+
+_probe_clients: dict[str, httpx.Client] = {}
+_probe_lock = threading.Lock()
+
+
+def _probe_client(base_url: str) -> httpx.Client:
+    """One client per upstream for its health checks, kept: a new httpx client loads the CA
+    bundle (~0.1 s holding the GIL on a loaded machine), a stall the server's loop would feel
+    at every check."""
+    with _probe_lock:
+        client = _probe_clients.get(base_url)
+        if client is None:
+            client = _probe_clients[base_url] = httpx.Client(timeout=_PROBE_TIMEOUT)
+        return client
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, httpx.HTTPError) else f"{type(exc).__name__}: {text}"
+
+
+class RemoteEngine:
+    """See the module docstring. ``add``, ``abort``, ``step`` come from one worker thread."""
+
+    def __init__(self, spec: RemoteSpec) -> None:
+        self._spec = spec
+        headers = spec.headers()  # raises now, at load, when the key is missing
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"jupyter_llm-{spec.model}-upstream", daemon=True
+        )
+        self._thread.start()
+        self._client = httpx.AsyncClient(
+            base_url=spec.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(spec.request_timeout, connect=_CONNECT_TIMEOUT),
+            limits=httpx.Limits(
+                max_connections=spec.max_num_seqs, max_keepalive_connections=spec.max_num_seqs
+            ),
+        )
+        self._tasks: dict[str, concurrent.futures.Future[None]] = {}
+        self._outbox: list[StepOutput] = []
+        self._ready = threading.Condition()
+
+    def info(self) -> EngineInfo:
+        spec = self._spec
+        per_seq = math.ceil(spec.max_model_len / spec.block_size)
+        units = spec.max_units or spec.max_num_seqs * per_seq
+        return EngineInfo(
+            units=units,
+            block_size=spec.block_size,
+            max_num_seqs=spec.max_num_seqs,
+            max_model_len=spec.max_model_len,
+            device=spec.base_url,
+        )
+
+    def add(self, request: EngineRequest) -> None:
+        coroutine = self._stream(request.job_id, request.request)
+        self._tasks[request.job_id] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def abort(self, job_id: str) -> None:
+        task = self._tasks.pop(job_id, None)
+        if task is not None:
+            task.cancel()  # closes the upstream stream: the upstream cancels its job
+        with self._ready:
+            self._outbox = [out for out in self._outbox if out.job_id != job_id]
+
+    def has_work(self) -> bool:
+        return bool(self._tasks) or bool(self._outbox)
+
+    def step(self) -> list[StepOutput]:
+        with self._ready:
+            if not self._outbox:
+                self._ready.wait(_STEP_WAIT)
+            outputs, self._outbox = self._outbox, []
+        for out in outputs:
+            if out.finish_reason is not None:
+                self._tasks.pop(out.job_id, None)
+        return outputs
+
+    def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+        closing = asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop)
+        with contextlib.suppress(Exception):  # best effort: the connections go with us
+            closing.result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    # -- on the upstream loop --------------------------------------------------------------
+
+    def _put(self, output: StepOutput) -> None:
+        with self._ready:
+            self._outbox.append(output)
+            self._ready.notify()
+
+    async def _stream(self, job_id: str, request: GenerationRequest) -> None:
+        route, body = upstream_call(request, self._spec.remote_model)
+        try:
+            for attempt in range(_RETRIES + 1):
+                if await self._attempt(job_id, route, body, last=attempt == _RETRIES):
+                    return
+        except asyncio.CancelledError:
+            raise  # aborted: the worker reports the cancel
+        except httpx.TimeoutException as exc:
+            self._fail(
+                job_id,
+                f"the upstream {self._spec.base_url} did not answer within "
+                f"{self._spec.request_timeout:g} s (request_timeout_secs): {_describe(exc)}",
+                "JobFailed",
+            )
+        except httpx.TransportError as exc:  # refused, reset, closed mid-stream
+            self._fail(
+                job_id,
+                f"the upstream {self._spec.base_url} is unreachable: {_describe(exc)}",
+                "ModelNotReady",
+            )
+        except Exception as exc:  # a malformed stream: say so, never hang the job
+            self._fail(job_id, f"the upstream's stream broke: {_describe(exc)}", "JobFailed")
+
+    async def _attempt(self, job_id: str, route: str, body: dict[str, object], last: bool) -> bool:
+        """One upstream request; False when it should be tried again after Retry-After."""
+        async with self._client.stream("POST", route, json=body) as response:
+            if response.status_code != 200:
+                text = (await response.aread()).decode(errors="replace")
+                wait = retry_after(response.headers.get("Retry-After"), 5.0)
+                if response.status_code in (429, 503) and wait is not None and not last:
+                    await asyncio.sleep(wait)
+                    return False
+                failure = upstream_failure(
+                    response.status_code, text, self._spec.base_url, self._spec.remote_model
+                )
+                self._fail(job_id, failure.message, failure.error_type)
+                return True
+            finish: StepOutput | None = None
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                chunk = parse_chunk(line[5:].strip())
+                if chunk is None:  # [DONE]
+                    break
+                if chunk.finish_reason == "error":
+                    self._fail(job_id, chunk.error or "the upstream failed", "JobFailed")
+                    return True
+                if finish is not None:  # the usage chunk that follows the last token
+                    if chunk.usage is not None:
+                        finish = replace(finish, usage=chunk.usage)
+                    continue
+                output = StepOutput(
+                    job_id, text=chunk.text, finish_reason=chunk.finish_reason,
+                    logprobs=chunk.logprobs, usage=chunk.usage,
+                )  # fmt: skip
+                if chunk.finish_reason is None:
+                    if chunk.text or chunk.logprobs:
+                        self._put(output)
+                else:
+                    finish = output
+            if finish is None:
+                message = "the upstream ended the stream without a finish reason"
+                self._fail(job_id, message, "JobFailed")
+            else:
+                self._put(finish)
+            return True
+
+    def _fail(self, job_id: str, message: str, error_type: str) -> None:
+        self._put(StepOutput(job_id, finish_reason="error", error=message, error_type=error_type))
