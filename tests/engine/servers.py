@@ -126,6 +126,7 @@ class VLLM:
     port: int
     model: str = "smollm2"
     process: subprocess.Popen[bytes] | None = None
+    external: bool = False  # a server someone else started (and stops): only used here
 
     @property
     def v1(self) -> str:
@@ -140,6 +141,8 @@ class VLLM:
 
     def start(self, timeout: float = 1200) -> float:
         """Start and wait until it serves; returns the seconds that took."""
+        if self.external:
+            return 0.0
         argv = [
             str(self.venv / "bin" / "vllm"), "serve", str(self.model_dir()),
             "--served-model-name", self.model, "--dtype", "float32", "--max-model-len", "2048",

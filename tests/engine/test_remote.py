@@ -39,6 +39,8 @@ def upstream_config(tiny_dir: Path) -> dict[str, Any]:
             },
             # 100 tokens a second, echoing the prompt's words: long streams on demand.
             {"name": "fake", "backend": "fake", "params": {"max_tokens": 8}},
+            # One sequence at a time: a request that waits here says nothing for a while.
+            {"name": "tight", "backend": "fake", "params": {"max_tokens": 8, "max_num_seqs": 1}},
         ],
     }
 
@@ -86,6 +88,7 @@ def servers(
             remote("echo", upstream.v1, remote_model="fake"),
             remote("flaky", flaky.v1, remote_model="fake"),
             remote("ghost", upstream.v1, remote_model="nope"),  # not served upstream
+            {**remote("slowpoke", upstream.v1, remote_model="tight"), "request_timeout_secs": 1},
         ],
     }
     proxy = Launched(
@@ -99,7 +102,15 @@ def servers(
         upstream.start()
         proxy.start()
         upstream.wait_models({"tiny": "ready", "fake": "ready"})
-        proxy.wait_models({"tiny": "ready", "echo": "ready", "flaky": "error", "ghost": "error"})
+        proxy.wait_models(
+            {
+                "tiny": "ready",
+                "echo": "ready",
+                "flaky": "error",
+                "ghost": "error",
+                "slowpoke": "ready",
+            }
+        )
         yield upstream, proxy, flaky
     finally:
         for server in (proxy, flaky, upstream):
@@ -324,7 +335,26 @@ def test_a_wrong_remote_model_shows_an_error_naming_what_the_upstream_serves(ser
     _, proxy, _ = servers
     ghost = proxy.wait_models({"ghost": "error"})["ghost"]
     assert "has no model 'nope'" in ghost["error"]
-    assert "it serves: tiny, fake" in ghost["error"]
+    assert "it serves: tiny, fake, tight" in ghost["error"]
+
+
+def test_an_upstream_silent_past_the_request_timeout_fails_the_job_saying_so(servers) -> None:
+    upstream, proxy, _ = servers
+    with upstream.client() as direct, proxy.client() as client:
+        busy = direct.post(
+            "llm/api/jobs", json={"model": "tight", "prompt": "busy", "max_tokens": 300}
+        ).json()  # holds the upstream's only seat for 3 s
+        job = client.post("llm/api/jobs", json={"model": "slowpoke", "prompt": "hi"}).json()
+        record = wait_for(
+            lambda: (
+                (r := client.get(f"llm/api/jobs/{job['id']}").json())["status"] == "failed" and r
+            ),
+            10,
+            "the timed-out job",
+        )
+        direct.delete(f"llm/api/jobs/{busy['id']}")
+    assert "did not answer within 1 s (request_timeout_secs)" in record["error"]
+    assert proxy.wait_models({"slowpoke": "ready"})["slowpoke"]["error"] is None
 
 
 def test_status_answers_while_remote_streams_run(servers) -> None:

@@ -29,9 +29,12 @@ CHAT = [{"role": "user", "content": "What is the capital of France?"}]
 
 @pytest.fixture(scope="module")
 def vllm_and_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VLLM, Launched]]:
-    vllm = VLLM(
-        Path(os.environ["JUPYTER_LLM_VLLM_VENV"]), tmp_path_factory.mktemp("vllm"), free_port()
-    )
+    venv = Path(os.environ["JUPYTER_LLM_VLLM_VENV"])
+    # $JUPYTER_LLM_VLLM_PORT: a `vllm serve` already running on 127.0.0.1 (serving the model
+    # as smollm2) instead of starting one, which takes minutes.
+    running = os.environ.get("JUPYTER_LLM_VLLM_PORT")
+    port = int(running) if running else free_port()
+    vllm = VLLM(venv, tmp_path_factory.mktemp("vllm"), port, external=bool(running))
     config = {
         "models": [
             {
