@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["TINY_REPO", "Seen", "StandInHub", "serve_hub"]
+__all__ = ["TINY_REPO", "Seen", "StandInHub", "serve_hub", "serve_tiny"]
 
 TINY_REPO = "tiny-org/tiny-llama"  # where tests put the tiny model
 
@@ -285,4 +285,13 @@ def serve_hub(monkeypatch: Any, tmp_path: Path) -> StandInHub:
     monkeypatch.setattr(constants, "HF_HUB_CACHE", settings["HF_HUB_CACHE"])
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    return hub
+
+
+def serve_tiny(monkeypatch: Any, tmp_path: Path, tiny_model_dir: Path) -> StandInHub:
+    """``serve_hub`` with the tiny model as ``TINY_REPO``, beside files it must not fetch."""
+    hub = serve_hub(monkeypatch, tmp_path)
+    files = {p.name: p.read_bytes() for p in tiny_model_dir.iterdir() if p.is_file()}
+    files |= {"README.md": b"# tiny\n", "onnx/model.onnx": b"x" * 1000, "flax_model.msgpack": b"y"}
+    hub.add(TINY_REPO, files)
     return hub

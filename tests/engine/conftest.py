@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..standin_hub import TINY_REPO, StandInHub, serve_hub
+from ..standin_hub import StandInHub, serve_tiny
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the Hugging Face hub
 
@@ -37,10 +37,6 @@ def standin_hub(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path
 ) -> Iterator[StandInHub]:
     """A stand-in hub serving the tiny model as ``tiny-org/tiny-llama``, with empty caches."""
-    hub = serve_hub(monkeypatch, tmp_path)
-    files = {p.name: p.read_bytes() for p in tiny_model_dir.iterdir() if p.is_file()}
-    # Files a model does not need, which must not be downloaded:
-    files |= {"README.md": b"# tiny\n", "onnx/model.onnx": b"x" * 1000, "flax_model.msgpack": b"y"}
-    hub.add(TINY_REPO, files)
+    hub = serve_tiny(monkeypatch, tmp_path, tiny_model_dir)
     yield hub
     hub.stop()
