@@ -42,6 +42,18 @@ def _jupyter_server_extension_points() -> list[dict[str, _Any]]:
     return [{"module": "jupyter_llm.server.app", "app": LLMExtension}]
 
 
+# Served by __getattr__ on first use (it imports ipywidgets): never loaded in a server.
+_LAZY = ("ChatWidget",)
+
+
+def __getattr__(name: str) -> _Any:
+    if name == "ChatWidget":
+        from .kernel.chat import ChatWidget
+
+        return ChatWidget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext jupyter_llm``: the ``%%llm`` and ``%llm`` magics (``jupyter_llm.kernel``)."""
     from .kernel import load_ipython_extension as load
@@ -50,6 +62,7 @@ def load_ipython_extension(ipython: _Any) -> None:
 
 
 __all__ = [
+    "ChatWidget",
     "Config",
     "ConfigError",
     "GenerationRequest",

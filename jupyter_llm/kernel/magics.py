@@ -67,7 +67,7 @@ CELL_PARSER = _cell_parser()
 class LLMMagic:
     """%%llm [-m MODEL] [-s SYSTEM] [-t TEMP] [-n MAX_TOKENS] [-f markdown|text|code|html|json]
           [-o NAME] [-p KEY=VALUE]... [--wait] [--no-interpolate]
-    %llm models | status | jobs [N] | cancel ID|all
+    %llm models | status | jobs [N] | cancel ID|all | chat [MODEL]
 
     As a cell magic, the cell's text is the prompt (sent as the user's chat message).
     ``{var}``, ``{In[n]}`` and ``{Out[n]}`` are filled from the namespace (unknown names
@@ -97,17 +97,19 @@ class LLMMagic:
       %llm jobs [N]       the N most recent jobs (default 20)
       %llm cancel ID|all  cancel a job (an id or a unique prefix of 4+ characters), or
                           every unfinished job started from this kernel
+      %llm chat [MODEL]   a chat widget (jupyter_llm.ChatWidget); `chat = %llm chat`
+                          keeps a handle: chat.send(text), chat.messages, chat.save(path)
     """
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
 
-    def __call__(self, line: str, cell: str | None = None) -> None:
+    def __call__(self, line: str, cell: str | None = None) -> Any:
         try:
             if cell is None:
-                self._line(line)
-            else:
-                self._cell(line, cell)
+                return self._line(line)
+            self._cell(line, cell)
+            return None
         except LLMError as exc:
             client = Client.existing()
             embedded = client is not None and client.is_embedded
@@ -148,15 +150,14 @@ class LLMMagic:
 
     # -- %llm ------------------------------------------------------------------------------
 
-    def _line(self, line: str) -> None:
+    def _line(self, line: str) -> Any:
         words = _split(line)
         if not words or words[0] in ("help", "-h", "--help"):
             print(f"usage: {LINE_USAGE}  (%llm? for all of it)")
             return
         command, rest = words[0], words[1:]
         if command == "chat":
-            print("%llm chat: the chat widget is not in this version yet; use %%llm")
-            return
+            return self._chat(rest)
         if command not in ("models", "status", "jobs", "cancel"):
             raise UsageError(f"%llm: unknown command {command!r}\nusage: {LINE_USAGE}")
         client = Client.default()
@@ -169,6 +170,14 @@ class LLMMagic:
             show(jobs_report(client.jobs(_count(rest))))
         else:
             self._cancel(client, rest)
+
+    def _chat(self, rest: list[str]) -> Any:
+        """A ``ChatWidget`` as the cell's result (``chat = %llm chat`` keeps a handle)."""
+        if len(rest) > 1:
+            raise UsageError(f"%llm chat: give at most one model name\nusage: {LINE_USAGE}")
+        from .chat import ChatWidget
+
+        return ChatWidget(rest[0] if rest else None)
 
     def _cancel(self, client: Client, rest: list[str]) -> None:
         if len(rest) != 1:
