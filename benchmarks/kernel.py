@@ -15,7 +15,12 @@ subprocess serving the tiny random Llama (built offline in about a second):
   hundred tokens a second on 2 busy cores; 1,900 tokens, its context's limit). With a
   server, generation times are when each piece reached a second client of the server (its
   SSE stream, read by this process); embedded, a second follower of the job in the kernel
-  (on the kernel's loop, beside the cell's own).
+  (on the kernel's loop, beside the cell's own);
+* the same for the chat widget (``ChatWidget.send``): its comm messages instead of display
+  messages, the gap between repaints of the streaming answer (its ``live`` state), the lag
+  (fake engine only: the shown text is read back from the answer's HTML, which for the
+  tiny model's random text is not the generated text), and the bytes sent per byte of
+  answer, from the send to the answer's end (the repaints, the transcript and the state).
 
 ::
 
@@ -24,6 +29,7 @@ subprocess serving the tiny random Llama (built offline in about a second):
     python benchmarks/kernel.py --mode embedded    # no server: the kernel's embedded pool
     python benchmarks/kernel.py --mode both
     python benchmarks/kernel.py --part streaming   # only the streaming table (--part latency)
+    python benchmarks/kernel.py --part widget      # only the chat widget's table
 
 Targets (DESIGN.md): ``1+1`` p99 <= 100 ms while 4 cells stream; the shown answer lags the
 generation by <= 0.5 s up to 16 KB and <= 1 s beyond, at <= ~200 KB/s of display traffic.
@@ -34,11 +40,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import html
 import itertools
 import json
 import math
 import os
 import platform
+import re
 import secrets
 import signal
 import subprocess
@@ -187,6 +195,14 @@ class Display:
     final: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CommUpdate:
+    sent: float  # the kernel's send time (seconds since the epoch)
+    comm_id: str
+    state: dict[str, Any]
+    wire_bytes: int
+
+
 @dataclass
 class CellLog:
     reply: asyncio.Future[float]
@@ -202,6 +218,7 @@ class Kernel:
     def __init__(self) -> None:
         self.manager = AsyncKernelManager(kernel_name="python3")
         self.cells: dict[str, CellLog] = {}
+        self.comms: list[CommUpdate] = []  # widget state updates, in the order they came
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, env: dict[str, str], cwd: Path) -> None:
@@ -242,6 +259,12 @@ class Kernel:
             cell = self._cell(msg["parent_header"].get("msg_id", ""))
             if kind == "stream" and msg["content"]["name"] == "stdout":
                 cell.stdout += msg["content"]["text"]
+            if kind == "comm_msg" and msg["content"]["data"].get("method") == "update":
+                update = CommUpdate(
+                    _sent(msg), msg["content"]["comm_id"], msg["content"]["data"]["state"],
+                    wire_bytes(msg),
+                )  # fmt: skip
+                self.comms.append(update)
             if kind not in ("display_data", "update_display_data"):
                 continue
             content = msg["content"]
@@ -255,11 +278,7 @@ class Kernel:
                 cell.first_token = cell.first_token or bool(shown)
                 if final:
                     cell.final_text = data.get("text/plain", "")
-            sent = msg["header"]["date"]
-            sent = sent if isinstance(sent, datetime) else datetime.fromisoformat(sent)
-            cell.displays.append(
-                Display(sent.timestamp(), display_id, shown, wire_bytes(msg), final)
-            )
+            cell.displays.append(Display(_sent(msg), display_id, shown, wire_bytes(msg), final))
 
     def execute(self, code: str) -> str:
         msg_id: str = self.client.execute(code)
@@ -287,6 +306,11 @@ class Kernel:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {what}")
             await asyncio.sleep(0.01)
+
+
+def _sent(msg: dict[str, Any]) -> float:
+    sent = msg["header"]["date"]
+    return (sent if isinstance(sent, datetime) else datetime.fromisoformat(sent)).timestamp()
 
 
 # --- the measurements ---------------------------------------------------------------------
@@ -462,6 +486,76 @@ async def streaming(kernel: Kernel, server: Server | None, label: str, code: str
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WidgetStreaming:
+    streaming: Streaming
+    sent_bytes: int  # every comm message of the widget from the send to the answer's end
+
+    @property
+    def ratio(self) -> float:
+        return self.sent_bytes / max(1, self.streaming.answer_bytes)
+
+
+def _shown(state: dict[str, Any]) -> str:
+    """The text a repaint of the chat shows (its HTML without tags), for the lag."""
+    return html.unescape(re.sub(r"<[^>]+>", "", str(state["live"].get("html", "")))).strip()
+
+
+async def widget_streaming(
+    kernel: Kernel, server: Server | None, label: str, model: str, tokens: int
+) -> WidgetStreaming:
+    """One answer of ``tokens`` into a ChatWidget, measured from its comm messages."""
+    name = f"_bench_chat_{model}_{tokens}"
+    await kernel.run(
+        f"{name} = ChatWidget({model!r}, max_tokens={tokens}, ignore_eos=True)\n"
+        f"display({name}); _bench_answer = {name}.send({WORDS!r})"
+    )
+    comm_id, job_id = await kernel_value(kernel, f"[{name}.model_id, _bench_answer.id]")
+    if server is not None:
+        arrivals = Arrivals(server, job_id)
+    else:
+        await kernel.run(WATCH.format(job_id=job_id))
+
+    def ours() -> list[CommUpdate]:
+        return [u for u in list(kernel.comms) if u.comm_id == comm_id]
+
+    await kernel.until(lambda: any(u.state.get("busy") is False for u in ours()), 120, label)
+    if server is not None:
+        await asyncio.wait_for(arrivals.task, 30)
+    else:
+        seen = await kernel_value(kernel, f"_bench_arrivals.pop({job_id!r}).result(30)")
+        arrivals = Arrivals.of(seen)
+    await asyncio.sleep(0.3)
+    record = await kernel_value(kernel, f"_Client.default().get({job_id!r}).to_dict()")
+    updates = ours()
+    start = next(u.sent for u in updates if u.state.get("busy") is True)
+    end = next(u.sent for u in updates if u.state.get("busy") is False)
+    paints = [u for u in updates if u.state.get("live")]
+    lags: list[tuple[bool, float]] = []
+    before = 0
+    for paint in paints if model == "fake" else ():
+        shown = len(_shown(paint.state))
+        first = arrivals.first_beyond(before)
+        if first is not None and shown > before:
+            lags.append((before > LARGE, paint.sent - first))
+        before = shown
+    during = [u for u in updates if start <= u.sent <= end]
+    sent = sum(u.wire_bytes for u in during)
+    timings = record["timings"]
+    span = timings["finished_at"] - timings["first_token_at"]
+    streamed = Streaming(
+        label,
+        len(record["text"].encode()),
+        (record["usage"]["completion_tokens"] - 1) / span if span > 0 else math.nan,
+        len(paints),
+        [b.sent - a.sent for a, b in itertools.pairwise(paints)],
+        lags,
+        sent / (end - start) if end > start else math.nan,
+    )
+    await kernel.run(f"{name}.close(); del {name}")
+    return WidgetStreaming(streamed, sent)
+
+
 async def kernel_value(kernel: Kernel, expression: str) -> Any:
     """The value of a Python expression in the kernel (through JSON on stdout)."""
     msg_id = kernel.execute(f"print(__import__('json').dumps({expression}))")
@@ -503,6 +597,7 @@ class Report:
     where: str
     rows: list[Row] = field(default_factory=list)
     streams: list[Streaming] = field(default_factory=list)
+    widget: list[WidgetStreaming] = field(default_factory=list)
 
 
 async def measure(mode: str, config: Path, folder: Path, sizes: Sizes, parts: set[str]) -> Report:
@@ -541,6 +636,11 @@ async def measure(mode: str, config: Path, folder: Path, sizes: Sizes, parts: se
         for model, tokens, code in cases if "streaming" in parts else ():
             label = f"{model}, {tokens:,} tokens"
             report.streams.append(await streaming(kernel, server, label, code))
+        if "widget" in parts:
+            await kernel.run("from jupyter_llm import ChatWidget")
+        for model, tokens, _ in cases if "widget" in parts else ():
+            label = f"{model}, {tokens:,} tokens"
+            report.widget.append(await widget_streaming(kernel, server, label, model, tokens))
         return report
     finally:
         await kernel.stop()
@@ -554,6 +654,8 @@ def print_report(report: Report) -> None:
         print_latency(report.rows)
     if report.streams:
         print_streaming(report.streams)
+    if report.widget:
+        print_widget(report.widget)
 
 
 def print_latency(rows: list[Row]) -> None:
@@ -606,6 +708,42 @@ def print_streaming(streams: list[Streaming]) -> None:
     )
 
 
+def print_widget(widget: list[WidgetStreaming]) -> None:
+    print(
+        "\n| answer streaming into the chat widget | bytes | tok/s | repaints "
+        "| repaint gap p50 / p99 / max ms | lag max, <= 16 KB / beyond ms "
+        "| comm KB/s | bytes sent per answer byte |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for w in widget:
+        t = w.streaming
+        gaps = [g * 1000 for g in t.gaps]
+        small, beyond = t.lag_max(False) * 1000, t.lag_max(True) * 1000
+        print(
+            f"| {t.label} | {t.answer_bytes:,} | {t.tokens_per_second:.0f} | {t.updates} | "
+            f"{percentile(gaps, 50):.0f} / {percentile(gaps, 99):.0f} / "
+            f"{max(gaps, default=math.nan):.0f} | "
+            f"{'-' if math.isnan(small) else f'{small:.0f}'} / "
+            f"{'-' if math.isnan(beyond) else f'{beyond:.0f}'} | "
+            f"{t.bytes_per_second / 1000:.1f} | {w.ratio:.1f} |"
+        )
+    print()
+    for large in (False, True):
+        lags = [w.streaming.lag_max(large) for w in widget]
+        worst = max((lag for lag in lags if not math.isnan(lag)), default=math.nan)
+        if not math.isnan(worst):
+            target = LAG_TARGET[large]
+            print(
+                f"target chat lag <= {target:.1f} s ({'beyond' if large else 'up to'} 16 KB): "
+                f"{worst:.3f} s ({'met' if worst <= target else 'MISSED'})"
+            )
+    rate = max(w.streaming.bytes_per_second for w in widget)
+    print(
+        f"target chat traffic <= ~{RATE_TARGET // 1000} KB/s: {rate / 1000:.1f} KB/s "
+        f"({'met' if rate <= RATE_TARGET else 'MISSED'})"
+    )
+
+
 async def main_async(modes: list[str], sizes: Sizes, parts: set[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="jupyter_llm-kernel-bench-") as tmp:
         folder = Path(tmp)
@@ -622,10 +760,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples per row")
     parser.add_argument("--mode", choices=["server", "embedded", "both"], default="server")
-    parser.add_argument("--part", choices=["latency", "streaming", "all"], default="all")
+    parser.add_argument("--part", choices=["latency", "streaming", "widget", "all"], default="all")
     args = parser.parse_args()
     modes = ["server", "embedded"] if args.mode == "both" else [args.mode]
-    parts = {"latency", "streaming"} if args.part == "all" else {args.part}
+    parts = {"latency", "streaming", "widget"} if args.part == "all" else {args.part}
     asyncio.run(main_async(modes, QUICK if args.quick else FULL, parts))
 
 

@@ -9,7 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import FAKE, TINY, Lab
+
+# The first test here also waits for the lab fixture (a JupyterLab start, ~70 s on 2 busy
+# cores), which counts against its timeout.
+pytestmark = pytest.mark.timeout(300)
 
 LONG = 1500  # tokens of the tiny model, ignore_eos: a few seconds of streaming
 
