@@ -1,11 +1,12 @@
 """A remote engine's cost: vLLM straight, and vLLM through jupyter_llm (`backend: openai`).
 
     python benchmarks/remote.py [--vllm-venv DIR] [--streams 1,8,16] [--tokens 128]
-                                [--rounds 2] [--upstream URL]
+                                [--rounds 2] [--upstream URL | --fake-upstream]
 
 One run, side by side, on 127.0.0.1 only:
 1. `vllm serve` from the venv that scripts/setup_vllm.sh made (SmolLM2, float32, CPU), or the
-   OpenAI server at ``--upstream`` (its /v1; it must serve the model as ``m``);
+   OpenAI server at ``--upstream`` (its /v1; it must serve the model as ``m``), or with
+   ``--fake-upstream`` a jupyter_llm serving the fake engine (what the proxy itself adds);
 2. a `jupyter server` subprocess whose models.yaml has one `backend: openai` model in front
    of it;
 3. at 1, 8 and 16 concurrent chat streams (``ignore_eos``: every stream makes ``--tokens``
@@ -34,6 +35,7 @@ from common import free_port, percentile
 from server import MODEL, MS, Poller, Server, httpx_stream, start_jupyter, wait_ready
 
 VENV_ENV = "JUPYTER_LLM_VLLM_VENV"
+KEY_ENV = "JUPYTER_LLM_BENCH_UPSTREAM_KEY"
 THROUGHPUT_TARGET = 0.95
 TTFT_TARGET_MS = 10.0
 LAG_TARGET_MS = 10.0
@@ -84,18 +86,32 @@ class GroupServer(Server):
                 self.process.wait()
 
 
+def start_fake_upstream(tmp: Path) -> Server:
+    """A jupyter_llm serving the fake engine as ``m`` (10 ms a token): no model noise, so
+    what the proxy adds stands out."""
+    folder = tmp / "upstream"
+    folder.mkdir()
+    config = folder / "upstream.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"models": [{"name": MODEL, "backend": "fake", "params": {"max_num_seqs": 64}}]}
+        )
+    )
+    server = start_jupyter(config, folder)
+    os.environ[KEY_ENV] = server.headers["Authorization"].split()[1]
+    return server
+
+
 def proxy_config(upstream: str, tmp: Path, streams: int) -> Path:
-    data = {
-        "parking_lot": {"pool": {"worker_threads": 1}},
-        "models": [
-            {
-                "name": MODEL,
-                "backend": "openai",
-                "base_url": upstream,
-                "params": {"max_num_seqs": max(streams, 1), "max_model_len": 2048},
-            }
-        ],
+    entry: dict[str, object] = {
+        "name": MODEL,
+        "backend": "openai",
+        "base_url": upstream,
+        "params": {"max_num_seqs": max(streams, 1), "max_model_len": 2048},
     }
+    if KEY_ENV in os.environ:
+        entry["api_key_env"] = KEY_ENV
+    data = {"parking_lot": {"pool": {"worker_threads": 1}}, "models": [entry]}
     path = tmp / "proxy.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -200,6 +216,11 @@ def main() -> None:
         "--vllm-venv", type=Path, default=Path(os.environ.get(VENV_ENV, "/work/vllm-venv"))
     )
     parser.add_argument("--upstream", help="an OpenAI server's /v1 instead of starting vLLM")
+    parser.add_argument(
+        "--fake-upstream",
+        action="store_true",
+        help="a jupyter_llm with the fake engine as the upstream (the proxy's own cost)",
+    )
     parser.add_argument("--streams", default="1,8,16")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
@@ -209,7 +230,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="jupyter_llm-remote-") as folder:
         tmp = Path(folder)
         try:
-            if args.upstream:
+            if args.fake_upstream:
+                upstream = start_fake_upstream(tmp)
+                started.append(upstream)
+            elif args.upstream:
                 url = args.upstream.rstrip("/")
                 upstream = Server("upstream", None, 0, url, "", {}, MODEL)  # type: ignore[arg-type]
             else:
