@@ -15,6 +15,7 @@ import pytest
 
 from .client import LLMServer
 from .conftest import MODEL
+from .live import record
 
 CHAT = "llm/v1/chat/completions"
 TEXT = "llm/v1/completions"
@@ -242,6 +243,7 @@ async def test_every_bad_input_is_a_clear_4xx_and_the_server_keeps_serving(
         reply = await client.post(CHAT, json=chat(max_tokens=2))
         assert reply.status_code == 200, reply.text
     assert llm.pool.stats().total.failed == 0
+    record("bad input over HTTP", cases=len(CASES), clear_4xx=len(CASES) - len(failures))
 
 
 @pytest.mark.llm_config(tight={"parking_lot": {"limits": {"max_queue_depth": 1}}})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .live import TINY, LiveServer, tiny_entry, write_config
+from .live import TINY, LiveServer, record, tiny_entry, write_config
 
 FUZZ_SECS = int(os.environ.get("JUPYTER_LLM_FUZZ_SECS", "120"))
 CHECKS = (
@@ -67,6 +67,8 @@ def test_fuzzing_every_operation_finds_no_fault(tmp_path: Path, tiny_model_dir: 
         assert selected is not None and selected[1] == selected[2], report[-3000:]
         for phase in ("Coverage", "Fuzzing", "Stateful"):
             assert f"✅  {phase}" in report, report[-3000:]
+        generated = re.search(r"(\d+) generated", report)
+        record("schema fuzzing", cases=int(generated[1]) if generated else 0, server_errors=0)
 
         # Healthy afterwards: the same workers, and a normal request is served at once.
         assert sorted(server.worker_pids()) == workers
