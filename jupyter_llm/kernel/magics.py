@@ -18,7 +18,7 @@ from ..errors import LLMError, UnknownJob
 from .client import Client
 from .errors import CellError, explain
 from .generation import Generation
-from .interpolate import interpolate
+from .interpolate import MissingName, interpolate
 from .render import FORMATS, extract_code
 from .reports import jobs_report, models_report, status_report
 from .sink import show, sink_for
@@ -70,8 +70,8 @@ class LLMMagic:
     %llm models | status | jobs [N] | cancel ID|all | chat [MODEL]
 
     As a cell magic, the cell's text is the prompt (sent as the user's chat message).
-    ``{var}``, ``{In[n]}`` and ``{Out[n]}`` are filled from the namespace (unknown names
-    stay as written; --no-interpolate sends the text untouched). The cell returns at once
+    ``{var}``, ``{In[n]}`` and ``{Out[n]}`` are filled from the namespace (an unknown
+    name is an error; --no-interpolate sends the text untouched). The cell returns at once
     and the answer streams into its output, under a status line (model, state, tokens,
     tok/s), while the kernel runs other cells.
 
@@ -121,7 +121,15 @@ class LLMMagic:
         args = CELL_PARSER.parse_args(_split(line))
         if args.output is not None and not args.output.isidentifier():
             raise UsageError(f"%%llm -o: {args.output!r} is not a Python name")
-        prompt = cell if args.no_interpolate else interpolate(cell, self.shell.user_ns)
+        try:
+            prompt = (
+                cell if args.no_interpolate else interpolate(cell, self.shell.user_ns, strict=True)
+            )
+        except MissingName as exc:
+            raise UsageError(
+                f"%%llm: {exc.placeholder} names nothing in the notebook; define it, or run "
+                "the cell with --no-interpolate to send braces as written"
+            ) from None
         prompt = prompt.strip()
         if not prompt:
             raise UsageError("%%llm: the cell is empty; write the prompt below the %%llm line")

@@ -21,11 +21,11 @@ CASES = [
     ("%%llm -m fake -p nonsense=1\nhi", "CellError", "nonsense"),
     ("%%llm -m fake -p novalue\nhi", "UsageError", "novalue"),
     ("%%llm -m nope\nhi", "CellError", "unknown model 'nope'"),
-    ("%%llm -m fake\nWhat is {no_such_name}?", "CellError", "no_such_name"),
-    ("%%llm -m fake\nSee {In[999]}", "CellError", "In[999]"),
-    ("%%llm\n   ", "CellError", "the cell is empty"),
+    ("%%llm -m fake\nWhat is {no_such_name}?", "UsageError", "{no_such_name} names nothing"),
+    ("%%llm -m fake\nSee {In[999]}", "UsageError", "{In[999]} names nothing"),
+    ("%%llm\n   ", "UsageError", "the cell is empty"),
     ("%llm frobnicate", "UsageError", "frobnicate"),
-    ("%llm cancel zz", "CellError", "zz"),
+    ("%llm cancel zz", "UsageError", "at least 4 characters"),
     ("%llm jobs many", "UsageError", "many"),
 ]
 

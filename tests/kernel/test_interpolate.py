@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from jupyter_llm.kernel.interpolate import interpolate
+import pytest
+
+from jupyter_llm.kernel.interpolate import MissingName, interpolate
 
 NAMESPACE = {
     "topic": "batching",
@@ -23,6 +25,19 @@ def test_unknown_names_and_missing_history_stay_as_written() -> None:
     assert interpolate(text, NAMESPACE) == (
         "{missing} {Out[7]} {In[99]} {Out[-1]} {} {1} {a b} {topic!r} {batching}"
     )
+
+
+def test_strict_names_the_missing_placeholder() -> None:
+    for text, placeholder in (
+        ("about {missing} things", "{missing}"),
+        ("{topic} then {In[99]}", "{In[99]}"),
+        ("{Out[7]}", "{Out[7]}"),
+    ):
+        with pytest.raises(MissingName) as missing:
+            interpolate(text, NAMESPACE, strict=True)
+        assert missing.value.placeholder == placeholder
+    text = 'def f(): return {"a": 1} or {} or {a b}'
+    assert interpolate(text, NAMESPACE, strict=True) == text
 
 
 def test_code_and_json_survive() -> None:
