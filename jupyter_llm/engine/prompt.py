@@ -18,6 +18,10 @@ from ..types import GenerationRequest
 
 __all__ = ["encode", "load_tokenizer", "token_counter"]
 
+# transformers' lazy top-level import is not thread-safe: two models' token counters loading
+# at once in server helper threads failed with "cannot import name PreTrainedTokenizerFast".
+_IMPORT_LOCK = threading.Lock()
+
 
 def load_tokenizer(model_dir: str) -> Any:
     """The model's fast tokenizer (tokenizer.json), with its chat template.
@@ -25,7 +29,8 @@ def load_tokenizer(model_dir: str) -> Any:
     Not ``AutoTokenizer``: it reads the model's config through modules that import torch,
     and this also runs in the server. In transformers 5 every fast tokenizer is this class.
     """
-    from transformers import PreTrainedTokenizerFast
+    with _IMPORT_LOCK:
+        from transformers import PreTrainedTokenizerFast
 
     if not (Path(model_dir) / "tokenizer.json").is_file():
         raise RuntimeError(

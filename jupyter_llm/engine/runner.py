@@ -24,7 +24,7 @@ from ..config import ModelConfig
 from .base import EngineInfo, EngineRequest, StepOutput
 from .batch import RaggedBatch, cache_from
 from .detok import Detokenizer
-from .device import resolve_device, resolve_dtype
+from .device import packed_gguf, resolve_device, resolve_dtype
 from .prefix import Hit, PrefixCache
 from .prompt import encode, load_tokenizer
 from .sampling import Draw, RowSampler, sample
@@ -58,8 +58,8 @@ class TransformersEngine:
         torch.set_num_threads(threads)
         params = config.params
         self.device = resolve_device(params.device, worker_index)
-        dtype = resolve_dtype(params.dtype, self.device)
         model_dir = resolve_model_dir(config)
+        dtype = resolve_dtype(params.dtype, self.device, packed_gguf(model_dir))
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         self.model = model.to(self.device).eval()
