@@ -58,7 +58,7 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL))
     assert config.path == str(tmp_path / "models.yaml")
     assert config.parking_lot == ParkingLot(
-        PoolSettings(2, 32, 2097152),
+        PoolSettings(1, 32, 2097152),
         LimitsSettings(None, 1000, 120.0),
         QueueSettings("memory", False),
         MailboxSettings("memory", 3600.0, None),

@@ -27,7 +27,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
-    worker_threads: int = 2  # engine workers per model
+    worker_threads: int = 1  # engine workers per model; the cores are shared among them
     max_blocking_threads: int = 32
     thread_stack_size: int = 2097152  # bytes; 0: the platform default
 

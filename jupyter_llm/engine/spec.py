@@ -23,17 +23,22 @@ class TransformersSpec:
 
     @classmethod
     def for_model(cls, config: ModelConfig) -> TransformersSpec:
-        # One core stays with the server process: its loop streams every token, and OpenMP
-        # threads that compete with it for a core wait on each other at every layer (measured:
-        # the tiny model streamed 5x slower with 2 torch threads on this 2-core machine).
+        # The cores are shared out among the workers, none kept back for the server: one
+        # request's prefill and decode may use every core. That is safe because build() makes
+        # idle OpenMP threads sleep instead of spin; spinning threads that compete with the
+        # server's loop for a core wait on each other at every layer (measured on 2 cores:
+        # the tiny model streamed 5x slower with 2 spinning threads, and 4x faster with 2
+        # passive ones than with 1; benchmarks/threads.py).
         workers = len(worker_devices(config))
-        return cls(config, threads=max(1, ((os.cpu_count() or 1) - 1) // workers))
+        return cls(config, threads=max(1, (os.cpu_count() or 1) // workers))
 
     @property
     def model(self) -> str:
         return self.config.name
 
     def build(self, worker_index: int) -> TransformersEngine:
+        # Before torch loads OpenMP in this spawned worker (a user's own setting wins).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         from .runner import TransformersEngine  # torch is imported here, in the worker
 
         return TransformersEngine(self.config, worker_index, self.threads)
