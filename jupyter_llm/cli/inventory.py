@@ -156,6 +156,8 @@ def server_models(url: str | None, token: str | None) -> tuple[str, dict[str, di
 
 
 def describe_state(model: dict[str, Any]) -> str:
+    """A model of ``GET llm/api/models`` in a line: its state, workers, device, and while it
+    loads the phase with its numbers (``loading: downloading, 12 s; 3.1 MB of 9.0 MB, ...``)."""
     state = str(model.get("state"))
     if state == "error":
         return f"error: {model.get('error')}"
@@ -164,8 +166,17 @@ def describe_state(model: dict[str, Any]) -> str:
     text = f"{state}, {ready} of {len(workers)} workers ready"
     if model.get("device"):
         text += f", on {model['device']}"
-    progress = model.get("progress")
-    if isinstance(progress, dict) and progress.get("total"):
-        transfer = Transfer(progress["done"], progress["total"], progress.get("rate") or 0.0)
-        text += f"; {model.get('phase') or 'downloading'} {transfer.describe()}"
+    loading = model.get("loading")
+    if state == "loading" and isinstance(loading, dict) and loading.get("phase"):
+        text = f"loading: {loading['phase']}, {float(loading.get('seconds') or 0):.0f} s"
+        done, total = loading.get("done"), loading.get("total")
+        if loading.get("unit") == "bytes" and done is not None and total:
+            text += (
+                f"; {Transfer(int(done), int(total), float(loading.get('rate') or 0)).describe()}"
+            )
+        elif done is not None:
+            text += f"; {done:g}" + (f" of {total:g}" if total is not None else "")
+            text += f" {loading['unit']}" if loading.get("unit") else ""
+        if loading.get("detail"):
+            text += f" ({loading['detail']})"
     return text

@@ -133,3 +133,29 @@ def test_states_from_the_running_server_without_importing_torch(server, tmp_path
     )
     assert "HF_HUB_OFFLINE is set" in blocks["hub-model"]
     assert out.rstrip().endswith("no torch")
+
+
+def test_a_loading_model_shows_its_phase_and_numbers():
+    from jupyter_llm.cli.inventory import describe_state
+
+    model = {
+        "state": "loading",
+        "workers": [{"state": "starting"}],
+        "loading": {
+            "phase": "downloading",
+            "seconds": 12.4,
+            "detail": "model.safetensors",
+            "done": 3_100_000,
+            "total": 9_000_000,
+            "unit": "bytes",
+            "rate": 1_250_000.0,
+        },
+    }
+    assert describe_state(model) == (
+        "loading: downloading, 12 s; 3.1 MB of 9.0 MB, 1.2 MB/s (model.safetensors)"
+    )
+    model["loading"] = {"phase": "converting GGUF", "seconds": 3}
+    assert describe_state(model) == "loading: converting GGUF, 3 s"
+    model["loading"] = {"phase": "loading", "seconds": 1, "done": 2, "total": 5, "unit": "steps"}
+    assert describe_state(model) == "loading: loading, 1 s; 2 of 5 steps"
+    assert describe_state({"state": "error", "error": "no such repo"}) == "error: no such repo"
