@@ -1,10 +1,12 @@
-"""What every benchmark script shares: percentiles and a free loopback port."""
+"""What every benchmark script shares: percentiles, and (from ``jupyter_llm.testing``, as the
+tests use it) a free loopback port."""
 
 from __future__ import annotations
 
 import math
-import socket
 from collections.abc import Sequence
+
+from jupyter_llm.testing import free_port  # the one copy, shared with the tests
 
 __all__ = ["free_port", "percentile"]
 
@@ -18,10 +20,3 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(where)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (where - low)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

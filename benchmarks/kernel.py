@@ -47,10 +47,6 @@ import math
 import os
 import platform
 import re
-import secrets
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -61,8 +57,10 @@ from typing import Any
 
 import httpx
 import yaml
-from common import free_port, percentile
+from common import percentile
 from jupyter_client.manager import AsyncKernelManager
+
+from jupyter_llm.testing import JupyterServer
 
 STREAM_TOKENS = 1900  # per streaming cell: the tiny model's context is 2048 tokens
 STREAM = f"%%llm -m tiny -n {STREAM_TOKENS} -p ignore_eos=true\nTell me a long story."
@@ -120,62 +118,6 @@ def base_env(runtime: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_LLM_")}
     env.update(JUPYTER_RUNTIME_DIR=str(runtime), HF_HUB_OFFLINE="1", **extra)
     return env
-
-
-class Server:
-    """A jupyter-server subprocess with jupyter_llm, on 127.0.0.1 and a random token."""
-
-    def __init__(self, config: Path, folder: Path) -> None:
-        root = folder / "root"
-        root.mkdir(parents=True)
-        self.runtime = folder / "server-runtime"
-        self.runtime.mkdir()
-        self.log = folder / "server.log"
-        port = free_port()
-        self.token = secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{port}{BASE_URL}"
-        command = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--allow-root",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--ServerApp.base_url={BASE_URL}",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.jpserver_extensions={'jupyter_llm': True}",
-            f"--LLMExtension.config_file={config}",
-        ]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                command, env=base_env(self.runtime), stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        headers = {"Authorization": f"token {self.token}"}
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                models = httpx.get(f"{self.url}llm/api/models", headers=headers).json()["models"]
-                if all(m["state"] == "ready" for m in models):
-                    return
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the server was not ready in {timeout:.0f} s")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
 
 
 def wire_bytes(msg: dict[str, Any]) -> int:
@@ -340,7 +282,7 @@ async def latencies(kernel: Kernel, streams: int, sizes: Sizes) -> tuple[list[fl
 
 
 async def latencies_elsewhere(
-    kernel: Kernel, server: Server, streams: int, sizes: Sizes
+    kernel: Kernel, server: JupyterServer, streams: int, sizes: Sizes
 ) -> list[float]:
     """``1+1`` latencies while ``streams`` jobs of the same size stream to this process (not
     to the kernel): what the machine's load alone costs the kernel."""
@@ -389,7 +331,7 @@ class Arrivals:
     """When each piece of a job's text reached a client of the server: (time, characters
     so far), read from the job's SSE stream while the kernel follows the same job."""
 
-    def __init__(self, server: Server | None = None, job_id: str = "") -> None:
+    def __init__(self, server: JupyterServer | None = None, job_id: str = "") -> None:
         self.seen: list[tuple[float, int]] = []
         if server is not None:
             self.task = asyncio.create_task(self._read(server, job_id))
@@ -400,7 +342,7 @@ class Arrivals:
         arrivals.seen = [(float(at), int(size)) for at, size in seen]
         return arrivals
 
-    async def _read(self, server: Server, job_id: str) -> None:
+    async def _read(self, server: JupyterServer, job_id: str) -> None:
         headers = {"Authorization": f"token {server.token}"}
         size = 0
         url = f"{server.url}llm/api/jobs/{job_id}/events"
@@ -438,7 +380,9 @@ class Streaming:
         return percentile([lag for _, lag in self.lags], 99)
 
 
-async def streaming(kernel: Kernel, server: Server | None, label: str, code: str) -> Streaming:
+async def streaming(
+    kernel: Kernel, server: JupyterServer | None, label: str, code: str
+) -> Streaming:
     msg_id = kernel.execute(code)
     cell = kernel.cells[msg_id]
     await cell.reply
@@ -502,7 +446,7 @@ def _shown(state: dict[str, Any]) -> str:
 
 
 async def widget_streaming(
-    kernel: Kernel, server: Server | None, label: str, model: str, tokens: int
+    kernel: Kernel, server: JupyterServer | None, label: str, model: str, tokens: int
 ) -> WidgetStreaming:
     """One answer of ``tokens`` into a ChatWidget, measured from its comm messages."""
     name = f"_bench_chat_{model}_{tokens}"
@@ -601,13 +545,20 @@ class Report:
 
 
 async def measure(mode: str, config: Path, folder: Path, sizes: Sizes, parts: set[str]) -> Report:
-    server = Server(config, folder / f"{mode}-server") if mode == "server" else None
+    server = None
+    if mode == "server":
+        server = JupyterServer(
+            folder / f"{mode}-server",
+            config=config,
+            base_url=BASE_URL,
+            argv=["--ServerApp.jpserver_extensions={'jupyter_llm': True}"],
+        )
     kernel = Kernel()
     runtime = folder / f"{mode}-kernel-runtime"
     runtime.mkdir(parents=True)
     try:
         if server is not None:
-            server.wait_ready()
+            server.start(timeout=120)
             env = base_env(runtime, JUPYTER_LLM_URL=server.url, JUPYTER_LLM_TOKEN=server.token)
         else:
             env = base_env(runtime, JUPYTER_LLM_CONFIG=str(config))

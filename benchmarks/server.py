@@ -28,7 +28,6 @@ import importlib.util
 import json
 import multiprocessing
 import os
-import secrets
 import shutil
 import signal
 import statistics
@@ -51,6 +50,7 @@ from jupyter_llm.config import DEFAULT_CONFIG, load_config
 from jupyter_llm.engine.base import EngineRequest
 from jupyter_llm.engine.fake import FakeEngine, FakeSpec
 from jupyter_llm.pool import Pool
+from jupyter_llm.testing import JupyterServer
 from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 
 MODEL = "m"
@@ -227,32 +227,19 @@ class Server:
 
 
 def start_jupyter(config_file: Path, tmp: Path) -> Server:
-    port, token = free_port(), secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-    }
-    argv = [
-        sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={tmp}", f"--IdentityProvider.token={token}",
-        f"--LLMExtension.config_file={config_file}", "--ServerApp.log_level=WARN",
-    ]  # fmt: skip
-    log = (tmp / "jupyter.log").open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    headers = {"Authorization": f"token {token}"}
-    server = Server(
+    jupyter = JupyterServer(
+        tmp / "jupyter", config=config_file, argv=["--ServerApp.log_level=WARN"]
+    ).start()
+    assert jupyter.process is not None
+    return Server(
         "jupyter_llm",
-        process,
-        port,
-        f"http://127.0.0.1:{port}/llm/v1",
+        jupyter.process,
+        jupyter.port,
+        f"{jupyter.url}llm/v1",
         "/api/status",
-        headers,
+        jupyter.headers,
         MODEL,
     )
-    wait_ready(server, "/llm/api/models", b'"state": "ready"', tmp / "jupyter.log")
-    return server
 
 
 def start_transformers_serve(folder: Path, tmp: Path) -> Server:

@@ -1,9 +1,10 @@
-"""Shared fixtures: a pool over the fake engine, built and always stopped."""
+"""Shared fixtures: a pool over the fake engine, built and always stopped; the tiny model."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,15 @@ from jupyter_llm.pool.pool import Pool
 from .support import make_config, until
 
 PoolFactory = Callable[..., Awaitable[Pool]]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Llama (a real transformers model, built offline in about a second),
+    built once for the whole session and shared by the engine, server and kernel tests."""
+    from jupyter_llm.engine.tiny import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture

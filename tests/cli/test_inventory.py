@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from jupyter_llm.cli import main
+from jupyter_llm.testing import JupyterServer
 
 CONFIG = """
 parking_lot: {pool: {worker_threads: 1}}
@@ -55,59 +51,13 @@ def test_files_and_sizes_without_a_server(hub, tmp_path, model_dir, capsys, monk
     assert f"  files: {snapshot}/" in capsys.readouterr().out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real jupyter server with the extension, found through its runtime file."""
     config = tmp_path / "models.yaml"
     config.write_text(SERVED)
-    runtime = tmp_path / "runtime"
-    port, token = free_port(), secrets.token_hex(8)
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={tmp_path}",
-        f"--LLMExtension.config_file={config}",
-        "--LLMExtension.drain_secs=0.5",
-    ]
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                headers = {"Authorization": f"token {token}"}
-                models = httpx.get(url + "llm/api/models", headers=headers).json()["models"]
-                if models and all(m["state"] != "loading" for m in models):
-                    break
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
-        yield url, config
-    finally:
-        process.send_signal(signal.SIGTERM)  # only the process this fixture started
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
+    with JupyterServer(tmp_path, config=config, drain_secs=0.5, errors_settle=True) as running:
+        yield running.url, config
 
 
 @pytest.mark.timeout(180)

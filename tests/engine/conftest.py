@@ -1,4 +1,5 @@
-"""Real models for engine tests: the tiny random Llama (fast) and SmolLM2 (slow-marked)."""
+"""Real models for engine tests: SmolLM2 (slow-marked) and a stand-in hub; the tiny random
+Llama is the session fixture of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -12,13 +13,6 @@ import pytest
 from ..standin_hub import StandInHub, serve_tiny
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the Hugging Face hub
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from jupyter_llm.engine.tiny import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")

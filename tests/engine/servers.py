@@ -9,112 +9,71 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from ..kernel.conftest import clean_env
+from jupyter_llm.testing import JupyterServer
 
 
-@dataclass
-class Launched:
-    """A jupyter_llm server subprocess; ``start`` and ``stop`` may be called again."""
+class Launched(JupyterServer):
+    """A jupyter_llm server subprocess (the shared launcher) whose models.yaml is written from
+    ``models`` at each start; ``start`` does not wait (``wait_models`` says for what)."""
 
-    folder: Path
-    config: dict[str, Any]
-    port: int
-    token: str
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+    def __init__(
+        self,
+        folder: Path,
+        models: dict[str, Any],
+        port: int,
+        token: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            folder,
+            config=folder / "models.yaml",
+            port=port,
+            token=token,
+            env=env or {},
+            root_dir=folder / "root",
+            drain_secs=0.5,
+            argv=["--ServerApp.jpserver_extensions={'jupyter_llm': True}"],
+        )
+        self.models_config = models
 
     @property
     def v1(self) -> str:
         return self.url + "llm/v1"
 
-    @property
-    def log(self) -> Path:
-        return self.folder / "server.log"
-
-    def client(self, timeout: float = 30) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=timeout
-        )
-
-    def start(self) -> None:
-        config = self.folder / "models.yaml"
-        config.write_text(yaml.safe_dump(self.config))
-        (self.folder / "root").mkdir(exist_ok=True)
-        (self.folder / "runtime").mkdir(exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--allow-root",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.folder / 'root'}",
-            "--ServerApp.jpserver_extensions={'jupyter_llm': True}",
-            f"--LLMExtension.config_file={config}",
-            "--LLMExtension.drain_secs=0.5",
-        ]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                env=clean_env(self.folder / "runtime", **self.env),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.folder,
-            )
+    def start(self, timeout: float = 180, *, wait: bool = False) -> Launched:
+        assert self.config is not None and self.root_dir is not None
+        self.config.write_text(yaml.safe_dump(self.models_config))
+        self.root_dir.mkdir(exist_ok=True)
+        super().start(timeout, wait=wait)
+        return self
 
     def wait_models(self, states: dict[str, str], timeout: float = 180) -> dict[str, Any]:
         """Wait until each named model is in its state; returns the models by name."""
         deadline = time.monotonic() + timeout
         models: dict[str, Any] = {}
-        with self.client(5) as client:
-            while time.monotonic() < deadline:
-                if self.process is not None and self.process.poll() is not None:
-                    raise RuntimeError(f"the server exited:\n{self.log.read_text()[-3000:]}")
-                try:
-                    listed = client.get("llm/api/models").json()["models"]
-                    models = {m["name"]: m for m in listed}
-                    if all(models[name]["state"] == state for name, state in states.items()):
-                        return models
-                except (httpx.HTTPError, ValueError, KeyError):
-                    pass
-                time.sleep(0.1)
-        raise AssertionError(
-            f"models not {states} in {timeout} s: {models}\n{self.log.read_text()[-3000:]}"
-        )
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.log_tail()}")
+            try:
+                models = self.models()
+                if all(models[name]["state"] == state for name, state in states.items()):
+                    return models
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"models not {states} in {timeout} s: {models}\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL: a crash, not a shutdown (nothing is drained, connections just break)."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)  # only the process we started
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process = None
+        self.signal(signal.SIGKILL, timeout=10)
 
 
 @dataclass

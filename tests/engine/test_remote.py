@@ -19,7 +19,9 @@ from typing import Any
 import openai
 import pytest
 
-from ..kernel.conftest import Kernels, clean_env, free_port
+from jupyter_llm.testing import free_port
+
+from ..kernel.conftest import Kernels, clean_env
 from .servers import Launched
 
 pytestmark = pytest.mark.timeout(420)  # two servers start under the first test
@@ -60,20 +62,13 @@ def remote(name: str, url: str, remote_model: str | None = None, **params: Any) 
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from jupyter_llm.engine.tiny import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="module")
 def servers(
-    tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Launched, Launched, Launched]]:
     """(upstream, proxy, flaky): flaky is configured but not started (the test starts it)."""
     token = secrets.token_hex(16)
     upstream = Launched(
-        tmp_path_factory.mktemp("upstream"), upstream_config(tiny_dir), free_port(), token
+        tmp_path_factory.mktemp("upstream"), upstream_config(tiny_model_dir), free_port(), token
     )
     flaky = Launched(
         tmp_path_factory.mktemp("flaky"),

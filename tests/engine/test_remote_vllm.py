@@ -19,7 +19,8 @@ from typing import Any
 import openai
 import pytest
 
-from ..kernel.conftest import free_port
+from jupyter_llm.testing import free_port
+
 from .servers import VLLM, Launched
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(1800)]

@@ -9,20 +9,14 @@ own Jupyter runtime directory, so discovery never meets another server on this m
 from __future__ import annotations
 
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
+
+from jupyter_llm.testing import JupyterServer
 
 from .support import KernelDriver, zmq_driver
 
@@ -61,20 +55,8 @@ def models_config(tiny_dir: Path) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Server:
-    """The jupyter-server subprocess: its URL (with the base URL), token and pid."""
-
-    url: str
-    token: str
-    pid: int
-    runtime_dir: Path
-    log: Path
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=30
-        )
+class Server(JupyterServer):
+    """The jupyter-server subprocess (the shared launcher), with what the kernel tests ask."""
 
     def job(self, job_id: str) -> dict[str, Any]:
         with self.client() as client:
@@ -86,23 +68,10 @@ class Server:
         return self.url.replace("http://", "ws://") + path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from jupyter_llm.engine.tiny import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="session")
-def models_yaml(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def models_yaml(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("config") / "models.yaml"
-    path.write_text(yaml.safe_dump(models_config(tiny_dir)))
+    path.write_text(yaml.safe_dump(models_config(tiny_model_dir)))
     return path
 
 
@@ -119,61 +88,18 @@ def clean_env(runtime_dir: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def server(models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("server-root")
-    runtime_dir = tmp_path_factory.mktemp("server-runtime")
-    log = root.parent / "server.log"
-    port, token = free_port(), secrets.token_hex(16)
-    command = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.base_url={BASE_URL}",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        "--ServerApp.jpserver_extensions={'jupyter_llm': True}",
-        f"--LLMExtension.config_file={models_yaml}",
-        "--LLMExtension.drain_secs=0.5",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=clean_env(runtime_dir), stdout=out, stderr=subprocess.STDOUT, cwd=root
-        )
-    info = Server(f"http://127.0.0.1:{port}{BASE_URL}", token, process.pid, runtime_dir, log)
-    try:
-        wait_ready(info, process)
-        yield info
-    finally:
-        process.send_signal(signal.SIGTERM)  # only the process this fixture started
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def wait_ready(server: Server, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    with server.client() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"jupyter server exited:\n{server.log.read_text()[-3000:]}")
-            try:
-                models = client.get("llm/api/models").json()["models"]
-                if all(m["state"] == "ready" for m in models):
-                    return
-                if any(m["state"] == "error" for m in models):
-                    raise RuntimeError(f"a model failed to load: {models}")
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(
-        f"the server was not ready in {timeout} s:\n{server.log.read_text()[-3000:]}"
-    )
+    folder = tmp_path_factory.mktemp("server")
+    root = folder / "root"
+    root.mkdir()
+    with Server(
+        folder,
+        config=models_yaml,
+        base_url=BASE_URL,
+        root_dir=root,
+        drain_secs=0.5,
+        argv=["--ServerApp.jpserver_extensions={'jupyter_llm': True}"],
+    ) as running:
+        yield running
 
 
 class Kernels:

@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 
 from jupyter_llm.kernel.render import escape_markdown_html
+from jupyter_llm.testing import free_port
 
-from .conftest import Kernels, Server, clean_env, free_port, server_env
+from .conftest import Kernels, Server, clean_env, server_env
 from .support import Cell, KernelDriver
 
 LONG = 1500  # tokens: about two seconds of streaming on two cores, with ignore_eos

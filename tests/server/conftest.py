@@ -105,14 +105,6 @@ def jp_server_cleanup(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[No
     ServerApp.clear_instance()
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny random Llama (a real transformers model, built offline in about a second)."""
-    from jupyter_llm.engine.tiny import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
 @pytest.fixture
 def llm_yaml(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     config = copy.deepcopy(BASE_CONFIG)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +20,7 @@ from traitlets.config import Config
 
 from jupyter_llm.config import DEFAULT_CONFIG
 from jupyter_llm.server.app import LLMExtension
+from jupyter_llm.testing import JupyterServer
 
 from ..support import until
 from .client import LLMServer
@@ -152,12 +150,6 @@ LAUNCHER = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_jupyter_server_extension_list_shows_it_enabled(tmp_path: Path) -> None:
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)}
     out = subprocess.run(
@@ -174,45 +166,15 @@ def test_jupyter_server_extension_list_shows_it_enabled(tmp_path: Path) -> None:
 
 @contextmanager
 def jupyter_server(tmp_path: Path, config: Path) -> Iterator[tuple[httpx.Client, list[str]]]:
-    """A `jupyter server` subprocess; yields a client with its token, and (once the block
-    ends and the server has been stopped with SIGTERM) its output in the list."""
-    port, token = free_port(), secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-        "HF_HUB_OFFLINE": "1",
-    }
-    argv = [
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={tmp_path}",
-        f"--IdentityProvider.token={token}",
-        f"--LLMExtension.config_file={config}",
-    ]
-    server = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    """A `jupyter server` subprocess (the shared launcher, wrapped to report at exit whether
+    it imported torch); yields a client with its token, and (once the block ends and the
+    server has been stopped with SIGTERM) its output in the list."""
     output: list[str] = []
-    try:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/", headers=headers) as client:
-            wait_for_models(client, server)
+    with JupyterServer(tmp_path, config=config, python=("-c", LAUNCHER)) as server:
+        with server.client() as client:
             yield client, output
-        server.send_signal(signal.SIGTERM)
-        output.append(server.communicate(timeout=30)[0])
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        server.stop()
+        output.append(server.log_tail(chars=1_000_000))
 
 
 def worker_pids(client: httpx.Client) -> list[int]:

@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .live import LiveServer, alive, record, write_config
+from jupyter_llm.testing import JupyterServer
+
+from .live import alive, record, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -69,7 +71,9 @@ def records(client: httpx.Client) -> dict[str, dict[str, Any]]:
 
 def test_kill_9_a_worker_mid_generation(tmp_path: Path) -> None:
     config = {"parking_lot": {"pool": {"worker_threads": 1}}, "models": [fake()]}
-    server = LiveServer(tmp_path, write_config(tmp_path, config)).start(wait_for=("fake",))
+    server = JupyterServer(
+        tmp_path, config=write_config(tmp_path, config), drain_secs=2.0, ready_models=("fake",)
+    ).start(timeout=300)
     try:
         with server.client() as client:
             running = submit(client, "long story", 2000)
@@ -106,7 +110,9 @@ def chat(text: str) -> dict[str, Any]:
 def test_kill_9_the_server_keeps_every_record_and_runs_the_queue(tmp_path: Path) -> None:
     config = {"parking_lot": durable(tmp_path, persistence=True), "models": [fake()]}
     path = write_config(tmp_path, config)
-    server = LiveServer(tmp_path, path).start(wait_for=("fake",))
+    server = JupyterServer(tmp_path, config=path, drain_secs=2.0, ready_models=("fake",)).start(
+        timeout=300
+    )
     try:
         with server.client() as client:
             finished = [submit(client, f"done {i}", 3) for i in range(3)]
@@ -125,7 +131,7 @@ def test_kill_9_the_server_keeps_every_record_and_runs_the_queue(tmp_path: Path)
         # Its workers see the pipe close and exit on their own.
         until(lambda: not any(alive(pid) for pid in workers), 20, "orphaned workers exit")
 
-        server.start(wait_for=("fake",))
+        server.start(timeout=300)
         with server.client() as client:
             until(
                 lambda: all(
@@ -148,7 +154,9 @@ def test_kill_9_the_server_keeps_every_record_and_runs_the_queue(tmp_path: Path)
 def test_sigterm_drains_then_cancels_and_leaves_no_process(tmp_path: Path) -> None:
     config = {"parking_lot": durable(tmp_path, persistence=False), "models": [fake()]}
     path = write_config(tmp_path, config)
-    server = LiveServer(tmp_path, path, drain_secs=1.0).start(wait_for=("fake",))
+    server = JupyterServer(tmp_path, config=path, drain_secs=1.0, ready_models=("fake",)).start(
+        timeout=300
+    )
     try:
         with server.client() as client:
             short = submit(client, "short", 20)  # 0.2 s: done within the drain
@@ -162,7 +170,7 @@ def test_sigterm_drains_then_cancels_and_leaves_no_process(tmp_path: Path) -> No
         assert took < 1.0 + 10, took  # the drain, then a prompt exit
         assert not any(alive(pid) for pid in workers)
 
-        server.start(wait_for=("fake",))
+        server.start(timeout=300)
         with server.client() as client:
             after = records(client)
         assert after[short]["status"] == "completed"
@@ -186,7 +194,9 @@ def test_missing_and_corrupt_model_files_fail_that_model_only(tmp_path: Path) ->
             {"name": "corrupt", "local_path": str(corrupt)},
         ],
     }
-    server = LiveServer(tmp_path, write_config(tmp_path, config)).start(wait_for=("fake",))
+    server = JupyterServer(
+        tmp_path, config=write_config(tmp_path, config), drain_secs=2.0, ready_models=("fake",)
+    ).start(timeout=300)
     try:
         until(
             lambda: all(m["state"] == "error" for n, m in server.models().items() if n != "fake"),

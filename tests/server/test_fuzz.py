@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from .live import TINY, LiveServer, record, tiny_entry, write_config
+from jupyter_llm.testing import JupyterServer
+
+from .live import TINY, record, tiny_entry, write_config
 
 FUZZ_SECS = int(os.environ.get("JUPYTER_LLM_FUZZ_SECS", "120"))
 CHECKS = (
@@ -43,8 +45,8 @@ def test_fuzzing_every_operation_finds_no_fault(tmp_path: Path, tiny_model_dir: 
             {"name": "fake", "backend": "fake", "params": {"max_tokens": 8}},
         ],
     }
-    server = LiveServer(tmp_path, write_config(tmp_path, config))
-    server.start(wait_for=(TINY, "fake"))
+    server = JupyterServer(tmp_path, config=write_config(tmp_path, config), drain_secs=2.0)
+    server.start(timeout=300)
     try:
         workers = sorted(server.worker_pids())
         argv = [

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .live import LiveServer, record, rss_mb, scale, write_config
+from jupyter_llm.testing import JupyterServer
+
+from .live import record, rss_mb, scale, write_config
 
 DEPTH = 8
 TIMEOUT_SECS = 5.0  # the model's queue deadline
@@ -37,7 +39,9 @@ def test_ten_times_the_queue_depth_completes_or_is_refused_and_nothing_leaks(
             }
         ],
     }
-    server = LiveServer(tmp_path, write_config(tmp_path, config)).start(wait_for=("fake",))
+    server = JupyterServer(
+        tmp_path, config=write_config(tmp_path, config), drain_secs=2.0, ready_models=("fake",)
+    ).start(timeout=300)
     rounds = 3 * scale()
     try:
         assert server.process is not None
@@ -77,7 +81,7 @@ def test_ten_times_the_queue_depth_completes_or_is_refused_and_nothing_leaks(
         server.stop()
 
 
-async def one_round(server: LiveServer, count: int) -> dict[str, object]:
+async def one_round(server: JupyterServer, count: int) -> dict[str, object]:
     """``count`` chat completions at once (half streaming); how each one ended."""
     limits = httpx.Limits(max_connections=count)
     async with httpx.AsyncClient(
