@@ -71,9 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="smollm2", choices=["smollm2", "tiny"])
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--folder", type=Path, help="a model folder instead of --model")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = model_dir(args.model, Path(tmp))
+        folder = args.folder or model_dir(args.model, Path(tmp))
         full = greedy(folder, torch.float32, args.tokens)
         half = greedy(folder, torch.bfloat16, args.tokens)
     same = sum(a == b for a, b in zip(full, half, strict=True))
@@ -82,7 +83,8 @@ def main() -> None:
         first = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(a))
         prefix.append(first / len(a))
         positions.append(sum(x == y for x, y in zip(a, b, strict=True)) / len(a))
-    print(f"model {args.model}, {len(PROMPTS)} prompts x {args.tokens} greedy tokens")
+    source = args.folder or args.model
+    print(f"model {source}, {len(PROMPTS)} prompts x {args.tokens} greedy tokens")
     print(f"identical outputs: {same}/{len(PROMPTS)}")
     print(f"tokens before the first difference: {100 * sum(prefix) / len(prefix):.0f}% (mean)")
     print(f"positions that agree: {100 * sum(positions) / len(positions):.0f}% (mean)")
