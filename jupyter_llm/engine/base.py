@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..types import GenerationRequest, Logprob, Usage
+from .progress import Progress
 
 __all__ = [
     "Engine",
@@ -107,8 +108,10 @@ class EngineSpec(Protocol):
     @property
     def model(self) -> str: ...
 
-    def build(self, worker_index: int) -> Engine:
-        """Load the model in the worker process; raise with a readable message on failure."""
+    def build(self, worker_index: int, progress: Progress) -> Engine:
+        """Load the model in the worker process; raise with a readable message on failure.
+
+        Call ``progress`` as loading moves from phase to phase (``progress.py``)."""
         ...
 
     def counter(self, info: EngineInfo) -> TokenCounter:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ..types import GenerationRequest
 from .base import EngineInfo, EngineRequest, StepOutput, TokenCounter
+from .progress import Progress, silent
 from .scheduler import Scheduler
 from .sequence import Sequence
 
@@ -69,9 +70,11 @@ class FakeSpec:
     load_error: str | None = None
     script: tuple[str, ...] | None = None
 
-    def build(self, worker_index: int) -> FakeEngine:
-        if self.load_delay:
-            time.sleep(self.load_delay)
+    def build(self, worker_index: int, progress: Progress = silent) -> FakeEngine:
+        steps = 4
+        for step in range(steps if self.load_delay else 0):
+            progress("loading", "fake engine", done=step, total=steps, unit="steps")
+            time.sleep(self.load_delay / steps)
         if self.load_error is not None:
             raise RuntimeError(self.load_error)
         return FakeEngine(self, worker_index)

@@ -27,6 +27,7 @@ import httpx
 from ..config import ModelConfig
 from ..types import GenerationRequest
 from .base import EngineInfo, EngineRequest, StepOutput, TokenCounter
+from .progress import Progress, silent
 from .wire import estimate_tokens, parse_chunk, retry_after, upstream_call, upstream_failure
 
 __all__ = ["RemoteEngine", "RemoteSpec"]
@@ -78,7 +79,7 @@ class RemoteSpec:
             )
         return {"Authorization": f"Bearer {key}"}
 
-    def build(self, worker_index: int) -> RemoteEngine:
+    def build(self, worker_index: int, progress: Progress = silent) -> RemoteEngine:
         return RemoteEngine(self)
 
     def counter(self, info: EngineInfo) -> TokenCounter:

@@ -26,6 +26,7 @@ from .batch import RaggedBatch, cache_from
 from .detok import Detokenizer
 from .device import packed_gguf, resolve_device, resolve_dtype
 from .prefix import Hit, PrefixCache
+from .progress import Progress, silent
 from .prompt import encode, load_tokenizer
 from .sampling import Draw, RowSampler, sample
 from .scheduler import Plan, Scheduler
@@ -49,7 +50,9 @@ def kv_bytes_per_token(model_config: Any, dtype: torch.dtype) -> int:
 
 
 class TransformersEngine:
-    def __init__(self, config: ModelConfig, worker_index: int, threads: int) -> None:
+    def __init__(
+        self, config: ModelConfig, worker_index: int, threads: int, progress: Progress = silent
+    ) -> None:
         # No HF_HUB_OFFLINE here: an hf_id downloads on first use (engine/hub.py, before
         # from_pretrained, which then reads a local folder and never the network).
         # No progress bars in a server's log (tqdm's lock is also a semaphore a worker leaks).
@@ -58,7 +61,8 @@ class TransformersEngine:
         torch.set_num_threads(threads)
         params = config.params
         self.device = resolve_device(params.device, worker_index)
-        model_dir = resolve_model_dir(config)
+        model_dir = resolve_model_dir(config, progress)
+        progress("loading weights", str(model_dir))
         dtype = resolve_dtype(params.dtype, self.device, packed_gguf(model_dir))
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)

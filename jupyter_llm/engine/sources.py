@@ -24,7 +24,8 @@ from pathlib import Path
 from ..config import ModelConfig, ModelSource, gguf_form
 from ..errors import SourceError
 from ..validate import package_resource
-from .transfer import ProgressCallback, exclusive
+from .progress import Progress, silent
+from .transfer import ProgressCallback, Transfer, exclusive
 
 __all__ = [
     "SourceError",
@@ -81,10 +82,11 @@ def gguf_file(source: ModelSource | str, on_progress: ProgressCallback | None = 
     return path
 
 
-def resolve_model_dir(model: ModelConfig, on_progress: ProgressCallback | None = None) -> Path:
+def resolve_model_dir(model: ModelConfig, progress: Progress = silent) -> Path:
     """A local folder with config, weights and tokenizer for ``model``.
 
-    May download (``on_progress`` hears how far it is) and convert (imports transformers).
+    May download and convert (imports transformers); ``progress`` hears the phases:
+    ``downloading`` (bytes done, total, rate) and ``converting GGUF`` (into which folder).
     """
     source = model.source
     if source is None:
@@ -94,13 +96,30 @@ def resolve_model_dir(model: ModelConfig, on_progress: ProgressCallback | None =
         if not (path / "config.json").is_file():
             raise SourceError(f"local_path {path} has no config.json: is it a model folder?")
         return path
+    on_progress = downloading(progress, source.value)
     if source.kind == "hf_id":
         from .hub import ensure_snapshot
 
         return ensure_snapshot(
             source.value, source.revision, download=source.download, on_progress=on_progress
         )
-    return converted(gguf_file(source, on_progress))
+    return converted(gguf_file(source, on_progress), progress)
+
+
+def downloading(progress: Progress, what: str) -> ProgressCallback:
+    """A download's progress as the loading phase ``downloading`` (detail: the file)."""
+
+    def report(transfer: Transfer) -> None:
+        progress(
+            "downloading",
+            transfer.file or what,
+            done=transfer.done,
+            total=transfer.total,
+            unit="bytes",
+            rate=transfer.rate or None,
+        )
+
+    return report
 
 
 def converted_dir(gguf: Path) -> Path:
@@ -110,12 +129,14 @@ def converted_dir(gguf: Path) -> Path:
     return cache_root() / "models" / f"{gguf.stem}-{key[:16]}"
 
 
-def converted(gguf: Path) -> Path:
-    """The safetensors folder of ``gguf``, converted now unless it was before."""
+def converted(gguf: Path, progress: Progress = silent) -> Path:
+    """The safetensors folder of ``gguf``, converted now unless it was before (reported to
+    ``progress`` as ``converting GGUF``)."""
     target = converted_dir(gguf)
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    progress("converting GGUF", str(target))  # or waiting for the worker that converts it
     with exclusive(target.with_suffix(".lock")):
         if not (target / "config.json").is_file():  # another worker may have finished first
             _convert(gguf, target)

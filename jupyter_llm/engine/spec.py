@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..config import ModelConfig
 from .base import EngineInfo, TokenCounter
 from .placement import worker_devices
+from .progress import Progress, silent
 
 if TYPE_CHECKING:
     from .runner import TransformersEngine
@@ -36,12 +37,13 @@ class TransformersSpec:
     def model(self) -> str:
         return self.config.name
 
-    def build(self, worker_index: int) -> TransformersEngine:
+    def build(self, worker_index: int, progress: Progress = silent) -> TransformersEngine:
         # Before torch loads OpenMP in this spawned worker (a user's own setting wins).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        progress("importing torch")
         from .runner import TransformersEngine  # torch is imported here, in the worker
 
-        return TransformersEngine(self.config, worker_index, self.threads)
+        return TransformersEngine(self.config, worker_index, self.threads, progress)
 
     def counter(self, info: EngineInfo) -> TokenCounter:
         from .prompt import token_counter

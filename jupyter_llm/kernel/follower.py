@@ -3,7 +3,7 @@
 One task per job: it reads the event stream until the terminal event, fetches the job's
 record from the mailbox and finishes the generation with it. While the job is queued
 behind a model that is still loading, a second task polls the model list once a second
-and words the progress (``model 'x' is loading (1/2 workers ready, 12 s)``).
+and words the progress as the server reports it (``loading: converting GGUF, 12 s``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..errors import JobFailed, LLMError
 from ..types import JobStatus
 from .backend import Backend
 from .generation import Generation
+from .reports import loading_text
 
 __all__ = ["follow"]
 
@@ -60,10 +61,8 @@ async def _report_waiting(generation: Generation, backend: Backend) -> None:
         info = next((m for m in models if m.get("name") == generation.model), None)
         waited = time.monotonic() - started
         if info is not None and info.get("state") == "loading":
-            workers = info.get("workers") or []
-            ready = sum(1 for w in workers if w.get("state") == "ready")
-            detail = f"{ready}/{len(workers)} workers ready, " if workers else ""
-            generation._set_note(f"model {generation.model!r} is loading ({detail}{waited:.0f} s)")
+            loading = info.get("loading") or {"phase": "loading", "seconds": waited}
+            generation._set_note(f"loading: {loading_text(loading)}")
         else:
-            generation._set_note(f"waiting for a free slot ({waited:.0f} s)")
+            generation._set_note(f"queued: waiting for a free slot ({waited:.0f} s)")
         await asyncio.sleep(PROGRESS_EVERY)

@@ -100,7 +100,8 @@ class Generation:
 
     @property
     def note(self) -> str | None:
-        """What the job waits for while it is queued (a model still loading, say)."""
+        """Why the job is still queued, shown as its state: ``queued: waiting for a free slot
+        (3 s)``, ``loading: converting GGUF, 12 s``."""
         return self._note
 
     def tokens_per_second(self, now: float | None = None) -> float | None:

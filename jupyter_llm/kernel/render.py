@@ -121,7 +121,7 @@ def _state(generation: Generation) -> str:
     status = generation.status
     if not generation.done:
         if status is JobStatus.QUEUED and generation.note:
-            return f"queued: {generation.note}"
+            return generation.note  # "queued: waiting for ...", "loading: converting GGUF, 12 s"
         return status.value
     if generation.failure is None:
         return status.value

@@ -33,7 +33,7 @@ from .job import Job, tokens_in
 from .observer import PoolObserver
 from .pricing import job_limit, price, with_defaults
 from .queue import JobQueue
-from .stats import ModelInfo, ModelStats
+from .stats import LoadingInfo, ModelInfo, ModelStats
 from .supervisor import Supervisor
 from .worker import WorkerKind
 
@@ -80,11 +80,13 @@ class ModelLot:
         self._crew: Supervisor | None = None
         self._health: HealthWatch | None = None  # remote models only
         self._dirty = False  # units came free or a worker joined: try the queue again
+        self._started = 0.0  # the loop's time when loading began
         self._counts = dict.fromkeys(("completed", "failed", "cancelled", "expired", "rejected"), 0)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._started = self._loop.time()
         if isinstance(self._spec, LLMError):
             spec_error = self._spec
             self._fail_model(
@@ -363,6 +365,8 @@ class ModelLot:
         self._ready()
 
     def _ready(self) -> None:
+        if self.state == "loading":
+            log.info("model %s ready after %.1f s", self.name, self._loop.time() - self._started)
         self.state = "ready"
         self.error = None
         self._pricing_task = self._loop.create_task(self._price_pending())
@@ -377,6 +381,7 @@ class ModelLot:
             self._fail_model(reason, "is not available")
 
     def _fail_model(self, reason: str, why: str = "failed to load") -> None:
+        log.error("model %s %s: %s", self.name, why, reason)
         self.state = "error"
         self.error = reason
         for job in [*self.pending.values(), *self.queue]:
@@ -415,4 +420,16 @@ class ModelLot:
             total_units=self.ledger.total_units,
             block_size=self.config.params.block_size,
             max_num_seqs=self.config.params.max_num_seqs,
+            loading=self._loading(),
         )
+
+    def _loading(self) -> LoadingInfo | None:
+        if self.state != "loading" or self._crew is None:
+            return None
+        workers = self._crew.loading()
+        if workers is not None or self.info is None:
+            return workers
+        # A worker is ready; the server builds its prompt counter (a tokenizer) before it
+        # prices the jobs that wait, and a remote model waits for its upstream to answer.
+        phase = "loading the tokenizer" if self.counter is None else "checking the upstream"
+        return LoadingInfo(phase, round(self._loop.time() - self._started, 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["ModelInfo", "ModelStats", "PoolStats", "WorkerInfo"]
+__all__ = ["LoadingInfo", "ModelInfo", "ModelStats", "PoolStats", "WorkerInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +39,27 @@ class PoolStats:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadingInfo:
+    """Where a load stands: the phase a worker reported (``engine/progress.py``), the
+    seconds since the load began, and the phase's numbers when it counts (with the rate
+    since the phase began, in ``unit`` a second)."""
+
+    phase: str  # "starting", "converting GGUF", "loading weights", "downloading", ...
+    seconds: float
+    detail: str | None = None
+    done: float | None = None
+    total: float | None = None
+    unit: str | None = None
+    rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
     index: int
     pid: int | None
     state: str  # starting | ready | failed | restarting
+    loading: LoadingInfo | None = None  # while it starts
+    load_secs: float | None = None  # how long it took to become ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +73,7 @@ class ModelInfo:
     total_units: int
     block_size: int
     max_num_seqs: int
+    loading: LoadingInfo | None = None  # while the model loads: its first loading worker's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

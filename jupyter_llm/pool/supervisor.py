@@ -2,6 +2,8 @@
 
 It knows workers, not jobs. What a worker says (ready, could not load, outputs, gone) is
 handed to a ``WorkerEvents`` listener, the model's lot, which accounts for units and jobs.
+While a worker loads, the supervisor keeps the phase it last reported (``LoadingInfo``) and
+logs each step: started, each new phase, ready after how long, or why it failed.
 Restarts back off with the crashes of the last minute (0.25 s, 0.5 s, 1 s ... up to 30 s),
 so a worker that dies at every start does not spin; a worker that reports a load error is
 not restarted (loading again would fail the same way).
@@ -13,10 +15,12 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..engine.base import EngineInfo, EngineSpec, StepOutput
-from .stats import WorkerInfo
+from ..engine.progress import LoadPhase
+from .stats import LoadingInfo, WorkerInfo
 from .worker import WireMessage, WorkerHandle, WorkerKind
 
 __all__ = ["Supervisor", "WorkerEvents"]
@@ -25,6 +29,7 @@ log = logging.getLogger("jupyter_llm.pool")
 
 _RESTART_WINDOW = 60.0  # seconds in which crashes count towards the restart backoff
 _MAX_BACKOFF = 30.0
+_STOP_SECS = 5.0  # a ready worker's time to stop before it is terminated
 
 
 class WorkerEvents(Protocol):
@@ -41,6 +46,33 @@ class WorkerEvents(Protocol):
     def workers_settled(self) -> None:
         """After each burst of news: the moment to start waiting jobs."""
         ...
+
+
+@dataclass
+class _Load:
+    """One worker's load while it lasts (monotonic times)."""
+
+    started: float
+    phase: LoadPhase
+    phase_started: float
+    first_done: float | None = None  # the phase's ``done`` when it began: for the rate
+
+    def info(self, now: float) -> LoadingInfo:
+        phase = self.phase
+        rate = phase.rate  # the reporter's own, else the average since the phase began
+        counted = phase.done is not None and self.first_done is not None
+        if rate is None and counted and now > self.phase_started:
+            assert phase.done is not None and self.first_done is not None
+            rate = (phase.done - self.first_done) / (now - self.phase_started)
+        return LoadingInfo(
+            phase.name,
+            round(now - self.started, 1),
+            phase.detail,
+            phase.done,
+            phase.total,
+            phase.unit,
+            None if rate is None else round(rate, 1),
+        )
 
 
 class Supervisor:
@@ -66,6 +98,8 @@ class Supervisor:
         self._states: dict[int, str] = {}  # starting | ready | failed | restarting
         self._crashes: list[float] = []
         self._restarts: dict[int, asyncio.TimerHandle] = {}
+        self._loads: dict[int, _Load] = {}  # workers loading now
+        self._load_secs: dict[int, float] = {}  # how long each took to become ready
         self._closing = False
 
     def start(self) -> None:
@@ -80,15 +114,36 @@ class Supervisor:
         self._closing = True
         for timer in self._restarts.values():
             timer.cancel()
-        handles = list(self._handles.values())
+        handles = list(self._handles.items())
         self._handles.clear()
-        await asyncio.gather(*(self._loop.run_in_executor(self._executor, h.stop) for h in handles))
+        await asyncio.gather(
+            *(
+                # A worker still loading cannot read "stop" until its model is in memory, and
+                # nothing of it is worth waiting for: it is terminated after a short grace.
+                self._loop.run_in_executor(
+                    self._executor, h.stop, _STOP_SECS if self._states.get(i) == "ready" else 0.5
+                )
+                for i, h in handles
+            )
+        )
 
     def describe(self) -> tuple[WorkerInfo, ...]:
+        now = time.monotonic()
         return tuple(
-            WorkerInfo(i, h.pid, self._states.get(i, "starting"))
+            WorkerInfo(
+                i,
+                h.pid,
+                self._states.get(i, "starting"),
+                self._loads[i].info(now) if i in self._loads else None,
+                self._load_secs.get(i),
+            )
             for i, h in sorted(self._handles.items())
         )
+
+    def loading(self) -> LoadingInfo | None:
+        """Where the first worker still loading stands (None: none is)."""
+        now = time.monotonic()
+        return next((self._loads[i].info(now) for i in sorted(self._loads)), None)
 
     def _spawn(self, index: int) -> None:
         handle = WorkerHandle(
@@ -102,6 +157,8 @@ class Supervisor:
         )
         self._handles[index] = handle
         self._states[index] = "starting"
+        now = time.monotonic()
+        self._loads[index] = _Load(now, LoadPhase("starting"), now)
         future = self._loop.run_in_executor(self._executor, handle.start)
         future.add_done_callback(lambda f: self._on_start(handle, f))
 
@@ -109,10 +166,20 @@ class Supervisor:
         return self._handles.get(handle.index) is handle
 
     def _on_start(self, handle: WorkerHandle, future: asyncio.Future[None]) -> None:
+        if not self._current(handle):
+            return
         error = future.exception()
-        if error is not None and self._current(handle):
+        if error is not None:
             self._failed(handle.index, f"the worker could not start: {error}")
             self._events.workers_settled()
+        else:
+            log.info(
+                "model %s: worker %d started (%s %s), loading",
+                self._spec.model,
+                handle.index,
+                "pid" if self._kind == "process" else "thread in pid",
+                handle.pid,
+            )
 
     def _on_messages(self, handle: WorkerHandle, batch: list[WireMessage]) -> None:
         if not self._current(handle):
@@ -120,8 +187,11 @@ class Supervisor:
         for message in batch:
             if message[0] == "out":
                 self._events.worker_outputs(handle.index, message[1])
+            elif message[0] == "phase":
+                self._phase(handle.index, message[1])
             elif message[0] == "ready":
                 self._states[handle.index] = "ready"
+                self._ready(handle.index, message[1])
                 self._events.worker_ready(handle.index, message[1])
             elif message[0] == "load_error":
                 self._failed(handle.index, message[1])
@@ -129,8 +199,42 @@ class Supervisor:
                 self._loop.run_in_executor(self._executor, handle.stop)
         self._events.workers_settled()
 
+    def _phase(self, index: int, phase: LoadPhase) -> None:
+        load = self._loads.get(index)
+        if load is None:
+            return
+        now = time.monotonic()
+        if (phase.name, phase.detail) != (load.phase.name, load.phase.detail):
+            load.phase_started, load.first_done = now, phase.done
+            log.info(
+                "model %s: worker %d: %s%s (%.1f s)",
+                self._spec.model,
+                index,
+                phase.name,
+                f" {phase.detail}" if phase.detail else "",
+                now - load.started,
+            )
+        load.phase = phase
+
+    def _ready(self, index: int, info: EngineInfo) -> None:
+        load = self._loads.pop(index, None)
+        seconds = 0.0 if load is None else time.monotonic() - load.started
+        self._load_secs[index] = round(seconds, 1)
+        log.info(
+            "model %s: worker %d ready after %.1f s (%s, %d units of %d tokens)",
+            self._spec.model,
+            index,
+            seconds,
+            info.device,
+            info.units,
+            info.block_size,
+        )
+
     def _failed(self, index: int, reason: str) -> None:
-        log.error("model %s: worker %d failed to load: %s", self._spec.model, index, reason)
+        load = self._loads.pop(index, None)
+        after = "" if load is None else f" after {time.monotonic() - load.started:.1f} s"
+        model = self._spec.model
+        log.error("model %s: worker %d failed to load%s: %s", model, index, after, reason)
         self._states[index] = "failed"
         all_failed = all(state == "failed" for state in self._states.values())
         self._events.worker_failed(index, reason, all_failed)
@@ -139,6 +243,7 @@ class Supervisor:
         if not self._current(handle) or handle.stopping:
             return
         index = handle.index
+        self._loads.pop(index, None)
         self._events.worker_lost(index, handle.exitcode)
         if self._states.get(index) != "failed" and not self._closing:
             now = time.monotonic()

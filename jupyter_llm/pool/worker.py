@@ -5,8 +5,8 @@ the GIL of the server is never shared with model code), or a thread for fast tes
 ``worker_main`` over a ``multiprocessing`` pipe, so the two kinds share one code path.
 
 Protocol, all tuples. Server to worker: ``("add", EngineRequest)``, ``("abort", job_id)``,
-``("stop",)``. Worker to server: ``("ready", EngineInfo)``, ``("load_error", reason)``,
-``("out", [StepOutput, ...])`` once per step.
+``("stop",)``. Worker to server: ``("phase", LoadPhase)`` while it loads, then ``("ready",
+EngineInfo)`` or ``("load_error", reason)``; ``("out", [StepOutput, ...])`` once per step.
 
 On the server side a reader thread turns each burst of messages into one
 ``loop.call_soon_threadsafe`` callback, and a sender thread writes commands, so the event
@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import queue
 import signal
@@ -26,9 +27,10 @@ import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from ..engine.base import EngineSpec, StepOutput
+from ..engine.progress import PhaseReporter
 from ..engine.scheduler import Burst
 from .threads import start_thread
 
@@ -50,7 +52,7 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
         # Ctrl-C in a terminal reaches the whole process group: the server decides, not us.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        engine = spec.build(index)
+        engine = spec.build(index, PhaseReporter(lambda phase: conn.send(("phase", phase))))
         conn.send(("ready", engine.info()))
     except BaseException as exc:  # a worker reports any load failure rather than dying mute
         conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
@@ -103,12 +105,26 @@ def _process_main(conn: Connection, spec: EngineSpec, index: int) -> None:
     # with workers at the server's priority, 10.6 ms at +10, with equal throughput.
     with contextlib.suppress(OSError):
         os.nice(_NICENESS)
+    # Stopped while it loads (it cannot read "stop" then), the worker is terminated.
+    signal.signal(signal.SIGTERM, lambda signum, frame: _end(128 + signum))
     worker_main(conn, spec, index)
-    # Tearing down torch and transformers takes seconds and there is nothing left to save:
-    # a stopped worker's exit should not hold up the server's shutdown.
+    _end(0)
+
+
+def _end(code: int) -> NoReturn:
+    """End a spawned worker at once, but not before multiprocessing's own clean-up.
+
+    Tearing down torch and transformers takes seconds and there is nothing left to save: a
+    stopped worker's exit should not hold up the server's shutdown, hence ``os._exit``. But
+    semaphores made in the worker (tqdm's lock, taken while a GGUF file converts) are
+    registered with the server's resource tracker and unregistered only by their
+    finalizers; skipped, the tracker warns of "leaked semaphore objects" when the server
+    stops. So run the finalizers a normal exit would run first.
+    """
+    multiprocessing.util._run_finalizers(0)  # type: ignore[attr-defined]
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def _gather(conn: Connection, engine: Any, active: set[str]) -> bool:
@@ -239,7 +255,7 @@ class WorkerHandle:
         with self._reap_lock:
             self._process.join(timeout)
             if self._process.is_alive():
-                log.warning("worker %s did not stop in %.0f s; terminating it", self.name, timeout)
+                log.warning("worker %s did not stop in %.1f s; terminating it", self.name, timeout)
                 self._process.terminate()
                 self._process.join(2)
             if self._process.is_alive():

@@ -9,6 +9,7 @@ it and stops every worker process before the server exits.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,25 @@ class LLMExtension(ExtensionApp):
             self.config_error = exc
         else:
             self.log.info("jupyter_llm: models from %s: %s", path, ", ".join(config.names))
+            self._share_log()
             self.created = time.time()
             self.pool = Pool(config, observer=PrometheusObserver(), drain_secs=self.drain_secs)
         state = LLMState(self.pool, self.config_error, self.created, self.keepalive_secs)
         self.settings[STATE_KEY] = state
+
+    def _share_log(self) -> None:
+        """Send the pool's log lines (each model's workers starting, loading, ready or
+        failed) to the server's log, with its handlers and level."""
+        ours = logging.getLogger("jupyter_llm")
+        server_log = self.serverapp.log if self.serverapp is not None else self.log
+        if isinstance(server_log, logging.LoggerAdapter):
+            server_log = server_log.logger
+        if ours.handlers or not isinstance(server_log, logging.Logger):
+            return  # configured already (by the user, or by an earlier server in this process)
+        for handler in server_log.handlers:
+            ours.addHandler(handler)
+        if ours.level == logging.NOTSET:
+            ours.setLevel(server_log.getEffectiveLevel())
 
     def initialize_handlers(self) -> None:
         self.handlers.extend([*api_handlers, *openai_handlers])

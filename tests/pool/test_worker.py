@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +107,52 @@ async def test_every_worker_that_fails_to_load_says_why_and_is_not_restarted(mak
     assert [w.state for w in info.workers] == ["failed", "failed"]
     await asyncio.sleep(0.5)  # a restart would show up as "restarting" or "starting"
     assert [w.state for w in pool.models()[0].workers] == ["failed", "failed"]
+
+
+# A script that runs a pool of two models whose process workers each take a multiprocessing
+# lock while they load and keep it for good, as tqdm does (a class attribute) while a GGUF
+# file converts. One loads at once; the other is still loading when the pool stops (so it is
+# terminated). Its own file: the spawned workers import the spec from it.
+SEMAPHORE_SCRIPT = """
+import asyncio, multiprocessing, sys, time
+from dataclasses import dataclass
+from jupyter_llm.config import parse_config
+from jupyter_llm.engine.fake import FakeSpec
+from jupyter_llm.pool.pool import Pool
+
+HELD = []
+
+@dataclass(frozen=True, slots=True)
+class LockingSpec(FakeSpec):
+    def build(self, worker_index, progress=None):
+        HELD.append(multiprocessing.RLock())  # a named semaphore, registered with the tracker
+        if self.model == "slow":
+            time.sleep(60)
+        return FakeSpec.build(self, worker_index)
+
+async def main():
+    models = [{"name": name, "backend": "fake"} for name in ("fast", "slow")]
+    config = parse_config({"models": models}, "t.yaml", ".")
+    pool = Pool(config, engines=lambda model: LockingSpec(model=model.name))
+    await pool.start()
+    while pool.models()[0].state == "loading":
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the slow one has its lock by now
+    print([model.state for model in pool.models()], flush=True)
+    await pool.stop()
+    print("stopped", flush=True)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_stopping_leaves_no_semaphore_for_the_resource_tracker(tmp_path: Path) -> None:
+    script = tmp_path / "locking_pool.py"
+    script.write_text(SEMAPHORE_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=50, cwd=tmp_path
+    )
+    assert done.returncode == 0, done
+    assert done.stdout.splitlines() == ["['ready', 'loading']", "stopped"], done
+    assert "leaked semaphore" not in done.stderr, done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import subprocess
 import sys
 import time
@@ -281,3 +282,51 @@ def wait_for_models(client: httpx.Client, server: subprocess.Popen[str]) -> list
             return models
         time.sleep(0.05)
     raise AssertionError("the server did not serve llm/api/models within 60 s")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_first_start_shows_the_gguf_conversion_and_stops_without_leaks(tmp_path: Path) -> None:
+    """The README's first start: the default model converts its GGUF file into an empty
+    cache. The models route and the log say so while it happens; stopping the server
+    afterwards leaves no semaphore behind (tqdm takes one in the worker that converts)."""
+    cache = tmp_path / "cache"
+    seen: list[dict[str, Any]] = []
+    server = JupyterServer(tmp_path, config=DEFAULT_CONFIG, env={"JUPYTER_LLM_CACHE": str(cache)})
+    server.start(wait=False)
+    try:
+        with server.client() as client:
+            deadline = time.monotonic() + 500
+            model: dict[str, Any] = {"state": "loading"}
+            while model["state"] == "loading":
+                assert time.monotonic() < deadline, seen[-3:]
+                time.sleep(0.2)
+                try:
+                    model = client.get("llm/api/models").json()["models"][0]
+                except (httpx.HTTPError, ValueError):
+                    continue  # not listening yet
+                if model["loading"] is not None:
+                    seen.append(model["loading"])
+        assert model["state"] == "ready" and model["loading"] is None, model
+        assert all(w["load_secs"] > 0 for w in model["workers"] if w["state"] == "ready")
+    finally:
+        server.stop()
+    output = [server.log_tail(chars=1_000_000)]
+    phases = [loading["phase"] for loading in seen]
+    assert phases[0] == "starting" and "converting GGUF" in phases, phases
+    converting = next(loading for loading in seen if loading["phase"] == "converting GGUF")
+    folder = Path(converting["detail"])
+    assert folder.parent == cache / "models" and (folder / "config.json").is_file()
+    seconds = [loading["seconds"] for loading in seen]
+    assert seconds == sorted(seconds)
+
+    log = output[0]
+    steps = (
+        r"started \(pid \d+\), loading",
+        f"converting GGUF {re.escape(str(folder))} \\(",
+        "ready after ",
+    )
+    for step in steps:  # with several workers, any one may be first
+        assert re.search(f"model smollm2: worker \\d:? {step}", log), (step, log[-3000:])
+    assert "model smollm2 ready after " in log
+    assert "leaked semaphore" not in log, log[-3000:]
