@@ -25,6 +25,7 @@ from typing import Any
 from engine import model_config
 
 from jupyter_llm.config import ModelConfig, parse_config
+from jupyter_llm.engine.progress import Progress, silent
 from jupyter_llm.engine.spec import TransformersSpec
 from jupyter_llm.pool import Pool
 from jupyter_llm.types import GenerationRequest, Message, SamplingParams
@@ -45,11 +46,11 @@ class LayoutSpec:
     def model(self) -> str:
         return self.inner.model
 
-    def build(self, worker_index: int) -> Any:
+    def build(self, worker_index: int, progress: Progress = silent) -> Any:
         # Before torch loads OpenMP in this (spawned) worker; "" keeps OpenMP's default
         # (spin, then sleep) where TransformersSpec.build would ask for passive.
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE" if self.passive else ""
-        return self.inner.build(worker_index)
+        return self.inner.build(worker_index, progress)
 
     def counter(self, info: Any) -> Any:
         return self.inner.counter(info)
