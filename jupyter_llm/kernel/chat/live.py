@@ -72,7 +72,7 @@ def answer_meta(generation: Generation) -> str:
         if generation.done and generation.failure is not None:
             return f"{generation.model} · {explain(generation.failure)}"
         if generation.status is JobStatus.QUEUED:
-            parts.append(f"queued: {generation.note}" if generation.note else "queued")
+            parts.append(generation.note or "queued")  # "loading: converting GGUF, 12 s"
         else:
             parts.append(generation.status.value)
         if generation.tokens:
