@@ -54,6 +54,11 @@ def __getattr__(name: str) -> _Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension, for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "jupyter-llm"}]
+
+
 def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext jupyter_llm``: the ``%%llm`` and ``%llm`` magics (``jupyter_llm.kernel``)."""
     from .kernel import load_ipython_extension as load

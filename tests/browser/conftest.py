@@ -10,6 +10,12 @@ Fixtures (all bind to 127.0.0.1; everything they start, they stop, by pid):
 - ``browser`` (session): Debian's Chromium (``/usr/bin/chromium``) under Python Playwright.
 - ``page`` (function): a fresh browser context (its own cookies) with ``/lab`` open and
   logged in through the token, the JupyterLab shell drawn; the context closes afterwards.
+  The workspace is reset first, so no test sees another's layout or chat, and the
+  extension's settings are set to ``@pytest.mark.lab_settings(**values)`` (default: none
+  set, so the schema's defaults hold). The app is
+  exposed as ``window.jupyterapp`` (``page.evaluate("jupyterapp.commands.execute(...)")``).
+- ``screenshots`` (session): the folder screenshots go to: ``$JUPYTER_LLM_SCREENSHOTS``
+  if set (``docs/images`` to refresh the README's), else a temporary folder.
 
 Playwright's own browser download cannot work here, so Chromium comes from Debian
 (``apt-get install -y chromium``, as ``.ci/run`` does). Every test in this folder is marked
@@ -18,6 +24,7 @@ Playwright's own browser download cannot work here, so Chromium comes from Debia
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -36,6 +43,7 @@ import yaml
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+PLUGIN = "jupyter-llm:plugin"  # the labextension's settings
 TINY = "tiny"
 FAKE = "fake"
 
@@ -95,6 +103,33 @@ class Lab:
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self.get(f"llm/api/jobs/{job_id}"))
 
+    def submit(self, model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+        with self.client() as client:
+            response = client.post(
+                "llm/api/jobs",
+                json={"model": model, "prompt": prompt, "params": {"max_tokens": max_tokens}},
+            )
+        assert response.status_code == 202, response.text
+        return dict(response.json())
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        with self.client() as client:
+            response = client.delete(f"llm/api/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def reset_workspace(self) -> None:
+        """Forget the saved layout and state (the chat's conversation lives there)."""
+        with self.client() as client:
+            response = client.delete("lab/api/workspaces/default")
+        assert response.status_code in (204, 404), response.text
+
+    def set_settings(self, plugin: str, values: dict[str, Any]) -> None:
+        """Write a plugin's user settings; pages loaded from now on read them."""
+        with self.client() as client:
+            response = client.put(f"lab/api/settings/{plugin}", json={"raw": json.dumps(values)})
+        assert response.status_code == 204, response.text
+
     @property
     def lab_url(self) -> str:
         return f"{self.url}lab?token={self.token}"
@@ -147,6 +182,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         f"--ServerApp.root_dir={root}",
         f"--LLMExtension.config_file={config}",
         "--LLMExtension.drain_secs=0.5",
+        "--LabApp.expose_app_in_browser=True",
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
@@ -185,6 +221,10 @@ def _wait_ready(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 120
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"the browser tests need Debian's Chromium at {CHROMIUM}: apt-get install -y chromium"
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -192,8 +232,11 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, lab: Lab) -> Iterator[Any]:
+def page(browser: Any, lab: Lab, request: pytest.FixtureRequest) -> Iterator[Any]:
     """``/lab`` open and logged in (the token in the URL sets the login cookie)."""
+    lab.reset_workspace()
+    marker = request.node.get_closest_marker("lab_settings")
+    lab.set_settings(PLUGIN, marker.kwargs if marker else {})
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(30_000)
     tab = context.new_page()
@@ -203,3 +246,11 @@ def page(browser: Any, lab: Lab) -> Iterator[Any]:
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = os.environ.get("JUPYTER_LLM_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
