@@ -255,6 +255,9 @@ class MessageView {
       this._header.textContent = header + error;
     }
     this.node.dataset.status = status;
+    if (message.jobId) {
+      this.node.dataset.jobId = message.jobId;
+    }
     if (message.content === this._painted) {
       return;
     }

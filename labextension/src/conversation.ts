@@ -76,7 +76,9 @@ export class ChatModel {
       this._changed.emit();
     }
     const pending = this.pending;
-    if (pending) {
+    if (pending && !pending.jobId) {
+      this._finish(pending, 'failed', 'the page closed before the server took the question');
+    } else if (pending) {
       void this._follow(pending);
     }
   }
@@ -116,6 +118,7 @@ export class ChatModel {
       answer.jobId = record.id;
       answer.status = record.status;
       answer.lastIndex = -1;
+      this._changed.emit();
     } catch (error) {
       answer.status = 'failed';
       answer.error = (error as Error).message;

@@ -2,12 +2,15 @@
 
 Fixtures (all bind to 127.0.0.1; everything they start, they stop, by pid):
 
-- ``lab`` (session): a :class:`Lab`, the JupyterLab server subprocess with its own root,
+- ``lab`` (package): a :class:`Lab`, the JupyterLab server subprocess with its own root,
   runtime, settings and workspaces directories, a token, and ``models.yaml`` with two models:
   ``tiny`` (the tiny random Llama, real transformers paths; the default model) and ``fake``
   (the scripted engine: echoes the prompt's words at 100 tokens a second, so a job runs as
-  long as its ``max_tokens`` says). It yields once every model is ``ready``.
-- ``browser`` (session): Debian's Chromium (``/usr/bin/chromium``) under Python Playwright.
+  long as its ``max_tokens`` says); ``tight`` is the fake engine one sequence at a time, so
+  a second job queues. It yields once every model is ``ready``.
+- ``browser`` (package): Debian's Chromium (``/usr/bin/chromium``) under Python Playwright.
+  Package-scoped, not session-scoped: while sync Playwright runs, its event loop is the
+  thread's running loop, and the asyncio tests of other folders could not start theirs.
 - ``page`` (function): a fresh browser context (its own cookies) with ``/lab`` open and
   logged in through the token, the JupyterLab shell drawn; the context closes afterwards.
   The workspace is reset first, so no test sees another's layout or chat, and the
@@ -46,6 +49,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 PLUGIN = "jupyter-llm:plugin"  # the labextension's settings
 TINY = "tiny"
 FAKE = "fake"
+TIGHT = "tight"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -72,6 +76,8 @@ def models_config(tiny_dir: Path) -> dict[str, Any]:
                 },
             },
             {"name": FAKE, "backend": "fake", "params": {"max_tokens": 64}},
+            # One sequence at a time: a second job waits in the queue.
+            {"name": TIGHT, "backend": "fake", "params": {"max_tokens": 64, "max_num_seqs": 1}},
         ],
     }
 
@@ -141,7 +147,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from jupyter_llm.engine.tiny import build_tiny_llama
 
@@ -217,7 +223,7 @@ def _wait_ready(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 120
     raise RuntimeError(f"jupyter lab was not ready in {timeout} s:\n{lab.log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
-
-from .conftest import Lab
 
 STATUS = ".jp-llm-Status"
 ANSWER = ".jp-llm-Message-assistant"
@@ -32,15 +29,10 @@ def send(page: Any, text: str) -> None:
     page.press(".jp-llm-Chat-input", "Enter")  # Enter sends by default
 
 
-def answer_job_id(page: Any, lab: Lab, timeout: float = 20) -> str:
-    """The id of the job behind the page's last answer, from the server's newest jobs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs = lab.get("llm/api/jobs?limit=1")["jobs"]
-        if jobs:
-            return str(jobs[0]["id"])
-        time.sleep(0.1)
-    raise AssertionError("no job was submitted")
+def answer_job_id(page: Any) -> str:
+    """The id of the job behind the page's last answer (once the server has taken it)."""
+    page.wait_for_selector(f"{ANSWER}[data-job-id] >> nth=-1", state="attached")
+    return str(page.get_attribute(LAST_ANSWER, "data-job-id"))
 
 
 def wait_status(page: Any, status: str, timeout: float = 30) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import FAKE, Lab
+from .conftest import FAKE, TIGHT, Lab
 from .support import (
     ANSWER,
     LAST_ANSWER,
@@ -32,7 +32,7 @@ def test_an_answer_streams_through_intermediate_texts(page: Any, lab: Lab) -> No
     record_texts(page)
     send(page, "alpha beta gamma delta")
     wait_status(page, "completed")
-    job = lab.job(answer_job_id(page, lab))
+    job = lab.job(answer_job_id(page))
     assert job["status"] == "completed"
     assert job["usage"]["completion_tokens"] == 150
     final = job["text"].strip()
@@ -49,7 +49,7 @@ def test_an_answer_streams_through_intermediate_texts(page: Any, lab: Lab) -> No
 def test_an_answer_survives_a_reload_and_stops(page: Any, lab: Lab) -> None:
     open_chat(page, FAKE)
     send(page, "one two three")
-    job_id = answer_job_id(page, lab)
+    job_id = answer_job_id(page)
     page.wait_for_function(
         "() => document.querySelector('.jp-llm-Message-assistant .jp-llm-Message-body')"
         ".textContent.includes('three')"
@@ -93,6 +93,23 @@ def test_an_answer_survives_a_reload_and_stops(page: Any, lab: Lab) -> None:
     assert "*(cancelled)*" in markdown
 
 
+def test_stop_cancels_a_queued_answer(page: Any, lab: Lab) -> None:
+    busy = lab.submit(TIGHT, "hold the only slot", max_tokens=3000)
+    try:
+        open_chat(page, TIGHT)
+        send(page, "wait your turn")
+        wait_status(page, "queued")
+        job_id = answer_job_id(page)
+        assert job_id != busy["id"]
+        assert lab.job(job_id)["status"] == "queued"
+        page.click(".jp-llm-Chat-send:has-text('Stop')")
+        wait_status(page, "cancelled")
+        assert lab.job(job_id)["status"] == "cancelled"
+        assert answer_text(page) == ""
+    finally:
+        lab.cancel(busy["id"])
+
+
 CODE = "def square(x):\n    return x * x"
 
 
@@ -113,6 +130,7 @@ def test_insert_puts_a_code_block_in_a_new_cell(page: Any, lab: Lab, screenshots
             },
         ],
     }
+    page.goto("about:blank")  # else the open page may save its own workspace over ours
     with lab.client() as client:
         response = client.put(
             "lab/api/workspaces/default",
@@ -121,7 +139,7 @@ def test_insert_puts_a_code_block_in_a_new_cell(page: Any, lab: Lab, screenshots
     assert response.status_code == 204, response.text
     notebook = lab.root / "insert.ipynb"
     notebook.write_text(json.dumps(NOTEBOOK))
-    page.reload()
+    page.goto(lab.lab_url)
     page.wait_for_selector("#jp-main-statusbar")
     command(page, "docmanager:open", {"path": "insert.ipynb"})
     page.wait_for_selector(".jp-Notebook .jp-Cell")

@@ -56,7 +56,7 @@ def cell_sources(page: Any) -> list[str]:
 def test_explain_cell_and_insert_llm_cell_from_the_palette(page: Any, lab: Lab) -> None:
     open_notebook(page, lab, "explain.ipynb")
     palette(page, "LLM: Explain the Active Cell")
-    question = page.locator(".jp-llm-Message-user >> .jp-llm-Message-body")
+    question = page.locator(".jp-llm-Message-user >> nth=-1 >> .jp-llm-Message-body")
     question.wait_for()
     assert "print(9 ** 2)" in question.inner_text()
     assert "81" in question.inner_text()  # the cell's output goes along
