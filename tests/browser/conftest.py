@@ -2,9 +2,11 @@
 
 Fixtures (all bind to 127.0.0.1; everything they start, they stop, by pid):
 
-- ``lab`` (package): a :class:`Lab`, the JupyterLab server subprocess with its own root,
-  runtime, settings and workspaces directories, a token, and ``models.yaml`` with two models:
-  ``tiny`` (the tiny random Llama, real transformers paths; the default model) and ``fake``
+- ``lab`` (package): a :class:`Lab`, the JupyterLab server subprocess (started by the
+  shared launcher, ``jupyter_llm.testing.JupyterServer``) with its own root, runtime,
+  settings and workspaces directories, a token, and ``models.yaml`` with two models:
+  ``tiny`` (the session's tiny random Llama, ``tiny_model_dir``; real transformers paths;
+  the default model) and ``fake``
   (the scripted engine: echoes the prompt's words at 100 tokens a second, so a job runs as
   long as its ``max_tokens`` says); ``tight`` is the fake engine one sequence at a time, so
   a second job queues. It yields once every model is ``ready``.
@@ -29,12 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +39,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from jupyter_llm.testing import JupyterServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
@@ -84,18 +82,30 @@ def models_config(tiny_dir: Path) -> dict[str, Any]:
 
 @dataclass
 class Lab:
-    """The JupyterLab subprocess: its URL (ends in ``/``), token, pid and folders."""
+    """The JupyterLab subprocess (``jupyter_llm.testing.JupyterServer``) and its root folder."""
 
-    url: str
-    token: str
-    pid: int
+    server: JupyterServer
     root: Path
-    log: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def token(self) -> str:
+        return self.server.token
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    @property
+    def log(self) -> Path:
+        assert self.server.log is not None
+        return self.server.log
 
     def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=30
-        )
+        return self.server.client()
 
     def get(self, path: str) -> Any:
         with self.client() as client:
@@ -141,86 +151,32 @@ class Lab:
         return f"{self.url}lab?token={self.token}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="package")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    from jupyter_llm.engine.tiny import build_tiny_llama
-
+def lab(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[Lab]:
     home = tmp_path_factory.mktemp("lab")
-    tiny_dir = build_tiny_llama(home / "tiny-llama")
     config = home / "models.yaml"
-    config.write_text(yaml.safe_dump(models_config(tiny_dir)))
+    config.write_text(yaml.safe_dump(models_config(tiny_model_dir)))
     root = home / "root"
     root.mkdir()
     # Don't ask about Jupyter news: the toast would cover the status bar.
     notification = home / "settings" / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True)
     (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    log = home / "lab.log"
-    port, token = free_port(), secrets.token_hex(16)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("JUPYTER_LLM_URL", "JUPYTER_LLM_TOKEN", "JUPYTER_LLM_CONFIG")
-    }
-    env.update(
-        HF_HUB_OFFLINE="1",
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+    server = JupyterServer(
+        home,
+        config=config,
+        app="jupyterlab",
+        root_dir=root,
+        drain_secs=0.5,
+        argv=["--LabApp.expose_app_in_browser=True"],
         # Fresh user settings and workspaces: nothing from this machine's ~/.jupyter.
-        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        env={
+            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        },
     )
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        f"--LLMExtension.config_file={config}",
-        "--LLMExtension.drain_secs=0.5",
-        "--LabApp.expose_app_in_browser=True",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
-    server = Lab(f"http://127.0.0.1:{port}/", token, process.pid, root, log)
-    try:
-        _wait_ready(server, process)
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)  # only the process this fixture started
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def _wait_ready(lab: Lab, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    with lab.client() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited:\n{lab.log.read_text()[-3000:]}")
-            try:
-                models = client.get("llm/api/models").json()["models"]
-            except (httpx.HTTPError, ValueError, KeyError):
-                models = []
-            if models and all(m["state"] == "ready" for m in models):
-                return
-            if any(m["state"] == "error" for m in models):
-                raise RuntimeError(f"a model failed to load: {models}")
-            time.sleep(0.2)
-    raise RuntimeError(f"jupyter lab was not ready in {timeout} s:\n{lab.log.read_text()[-3000:]}")
+    with server.start(timeout=180):
+        yield Lab(server, root)
 
 
 @pytest.fixture(scope="package")
