@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 
 from jupyter_llm.server.app import LLMExtension
+from jupyter_llm.server.base import STATE_KEY
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ class LLMServer:
         return httpx.AsyncClient(
             base_url=self.url, headers=headers, timeout=timeout, cookies=cookies
         )
+
+    def set_keepalive(self, secs: float) -> None:
+        """Change the handlers' keep-alive interval (they read the state the extension set)."""
+        settings = self.extension.serverapp.web_app.settings
+        settings[STATE_KEY] = replace(settings[STATE_KEY], keepalive_secs=secs)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         async with self.client() as client:

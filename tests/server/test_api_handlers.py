@@ -163,9 +163,17 @@ async def test_delete_cancels_a_queued_job(llm: LLMServer) -> None:
     assert (await llm.job(queued["id"]))["finish_reason"] == "cancelled"
 
 
+@pytest.mark.llm_config(fake={"params": {"max_num_seqs": 1}})
 async def test_events_stream_each_event_with_its_id(llm: LLMServer) -> None:
+    # The job waits behind another until its stream is open, so it is read live: a job that
+    # finished first would replay its tokens merged (see the next tests), however loaded
+    # the machine is.
+    busy = await llm.submit(model=MODEL, prompt="busy", max_tokens=300)  # the only seat, 3 s
     job = await llm.submit(model=MODEL, prompt="a b c", max_tokens=3)
-    events = await llm.events("GET", f"llm/api/jobs/{job['id']}/events")
+    async with llm.stream("GET", f"llm/api/jobs/{job['id']}/events") as (response, stream):
+        assert response.status_code == 200  # sent with a keep-alive while the job waits
+        await llm.request("DELETE", f"llm/api/jobs/{busy['id']}")
+        events = [event async for event in stream]
     assert [e.id for e in events] == ["0", "1", "2", "3", "4"]
     data = [e.json() for e in events]
     assert data[0]["status"] == "running"

@@ -215,7 +215,7 @@ async def test_a_full_queue_is_a_429_with_retry_after(
 async def test_a_job_that_expires_in_the_queue_is_a_504(
     openai_client: openai.AsyncOpenAI, llm: LLMServer
 ) -> None:
-    llm.extension.keepalive_secs = 5.0  # the stream has sent nothing when the job expires
+    llm.set_keepalive(5.0)  # the stream has sent nothing when the job expires
     busy = await llm.submit(model="tight", prompt="busy", max_tokens=300)  # runs for 3 s
     for stream in (False, True):
         started = time.monotonic()
