@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: a config over the fake engine, and polling."""
+"""Helpers shared by the tests: a config over the fake engine, the tiny model's models.yaml
+entry, and polling."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ from typing import Any
 from jupyter_llm.config import Config, parse_config
 
 MODEL = "fake"
+TINY = "tiny"
+
+
+def tiny_entry(tiny_dir: Path, **params: Any) -> dict[str, Any]:
+    """The tiny random Llama as a models.yaml entry (CPU, float32, a small KV cache)."""
+    base = {"device": "cpu", "dtype": "float32", "kvcache_mem_cpu": 64, "max_num_seqs": 8}
+    return {
+        "name": TINY,
+        "local_path": str(tiny_dir),
+        "backend": "transformers",
+        "params": {**base, "max_tokens": 16, **params},
+    }
 
 
 def make_config(

@@ -42,10 +42,11 @@ import yaml
 
 from jupyter_llm.testing import JupyterServer
 
+from ..support import tiny_entry
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 PLUGIN = "jupyter-llm:plugin"  # the labextension's settings
-TINY = "tiny"
 FAKE = "fake"
 TIGHT = "tight"
 
@@ -61,18 +62,7 @@ def models_config(tiny_dir: Path) -> dict[str, Any]:
     return {
         "parking_lot": {"pool": {"worker_threads": 1}, "limits": {"timeout_secs": 60}},
         "models": [
-            {
-                "name": TINY,
-                "local_path": str(tiny_dir),
-                "backend": "transformers",
-                "params": {
-                    "device": "cpu",
-                    "dtype": "float32",
-                    "kvcache_mem_cpu": 64,
-                    "max_num_seqs": 8,
-                    "max_tokens": 64,
-                },
-            },
+            tiny_entry(tiny_dir, max_tokens=64),
             {"name": FAKE, "backend": "fake", "params": {"max_tokens": 64}},
             # One sequence at a time: a second job waits in the queue.
             {"name": TIGHT, "backend": "fake", "params": {"max_tokens": 64, "max_num_seqs": 1}},

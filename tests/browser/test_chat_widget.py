@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import FAKE, TINY, Lab
+from ..support import TINY
+from .conftest import FAKE, Lab
 
 # The first test here also waits for the lab fixture (a JupyterLab start, ~70 s on 2 busy
 # cores), which counts against its timeout.

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .conftest import FAKE, TINY, Lab
+from ..support import TINY
+from .conftest import FAKE, Lab
 from .support import STATUS
 
 

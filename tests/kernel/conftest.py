@@ -18,11 +18,11 @@ import yaml
 
 from jupyter_llm.testing import JupyterServer
 
+from ..support import tiny_entry
 from .support import KernelDriver, zmq_driver
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the Hugging Face hub
 
-TINY = "tiny"
 BASE_URL = "/notebook-base/"  # not "/": every URL the kernel builds must respect it
 
 
@@ -30,18 +30,7 @@ def models_config(tiny_dir: Path) -> dict[str, Any]:
     return {
         "parking_lot": {"pool": {"worker_threads": 1}, "limits": {"timeout_secs": 60}},
         "models": [
-            {
-                "name": TINY,
-                "local_path": str(tiny_dir),
-                "backend": "transformers",
-                "params": {
-                    "device": "cpu",
-                    "dtype": "float32",
-                    "kvcache_mem_cpu": 64,
-                    "max_num_seqs": 8,
-                    "max_tokens": 32,
-                },
-            },
+            tiny_entry(tiny_dir, max_tokens=32),
             # Echoes the prompt's words, 100 tokens a second: exact texts to assert on.
             {"name": "fake", "backend": "fake", "params": {"max_tokens": 8}},
             # One sequence at a time and one waiting: a full queue on demand.

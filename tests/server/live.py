@@ -12,19 +12,6 @@ from typing import Any
 
 import yaml
 
-TINY = "tiny"
-
-
-def tiny_entry(tiny_dir: Path, **params: Any) -> dict[str, Any]:
-    """The tiny random Llama as a models.yaml entry (CPU, float32, a small KV cache)."""
-    base = {"device": "cpu", "dtype": "float32", "kvcache_mem_cpu": 64, "max_num_seqs": 8}
-    return {
-        "name": TINY,
-        "local_path": str(tiny_dir),
-        "backend": "transformers",
-        "params": {**base, "max_tokens": 16, **params},
-    }
-
 
 def write_config(folder: Path, config: dict[str, Any]) -> Path:
     path = folder / "models.yaml"

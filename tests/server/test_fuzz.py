@@ -21,7 +21,8 @@ import pytest
 
 from jupyter_llm.testing import JupyterServer
 
-from .live import TINY, record, tiny_entry, write_config
+from ..support import TINY, tiny_entry
+from .live import record, write_config
 
 FUZZ_SECS = int(os.environ.get("JUPYTER_LLM_FUZZ_SECS", "120"))
 CHECKS = (
