@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -54,7 +54,9 @@ class LLMServer:
 
     def set_keepalive(self, secs: float) -> None:
         """Change the handlers' keep-alive interval (they read the state the extension set)."""
-        settings = self.extension.serverapp.web_app.settings
+        serverapp = self.extension.serverapp
+        assert serverapp is not None
+        settings = serverapp.web_app.settings
         settings[STATE_KEY] = replace(settings[STATE_KEY], keepalive_secs=secs)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -64,17 +66,17 @@ class LLMServer:
     async def submit(self, **body: Any) -> dict[str, Any]:
         response = await self.request("POST", "llm/api/jobs", json=body)
         assert response.status_code == 202, response.text
-        return response.json()
+        return cast(dict[str, Any], response.json())
 
     async def job(self, job_id: str) -> dict[str, Any]:
         response = await self.request("GET", f"llm/api/jobs/{job_id}")
         assert response.status_code == 200, response.text
-        return response.json()
+        return cast(dict[str, Any], response.json())
 
     async def status(self) -> dict[str, Any]:
         response = await self.request("GET", "llm/api/status")
         assert response.status_code == 200, response.text
-        return response.json()
+        return cast(dict[str, Any], response.json())
 
     @asynccontextmanager
     async def stream(

@@ -157,7 +157,8 @@ async def llm(
     jp_base_url: str,
 ) -> LLMServer:
     """The started server (as ``jupyter server`` starts extensions) with the fake model ready."""
-    await jp_serverapp.extension_manager.start_extension("jupyter_llm")
+    manager = jp_serverapp.extension_manager
+    await manager.start_extension("jupyter_llm")  # type: ignore[no-untyped-call, unused-ignore]
     server = LLMServer(
         fetch=jp_fetch,
         url=f"http://127.0.0.1:{jp_http_port}{jp_base_url}",

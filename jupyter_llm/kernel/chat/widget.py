@@ -399,5 +399,5 @@ def _user_namespace() -> dict[str, Any]:
         from IPython.core.getipython import get_ipython
     except ImportError:
         return {}
-    shell = get_ipython()  # type: ignore[no-untyped-call]
+    shell = get_ipython()  # type: ignore[no-untyped-call, unused-ignore]  # typed from IPython 9
     return dict(shell.user_ns) if shell is not None else {}
