@@ -239,6 +239,8 @@ def _content(content: Any, where: str) -> str:
                 raise UnsupportedParameter(f"{where}[{i}]", f"{kind!r} parts; only text")
             if not isinstance(part.get("text"), str):
                 raise InvalidRequest(f"{where}[{i}].text: expected a string", f"{where}[{i}].text")
+            for key in part.keys() - {"type", "text"}:
+                raise UnsupportedParameter(f"{where}[{i}].{key}")
             texts.append(part["text"])
         return "\n".join(texts)
     raise InvalidRequest(f"{where}: expected a string or a list of text parts", where)

@@ -104,6 +104,10 @@ def test_message_content_parts_developer_role_and_echoed_assistant_fields() -> N
         ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": "x", "name": "n"}]}, "messages[0].name"),
         (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "", "x": 1}]}]},
+            "messages[0].content[0].x",
+        ),
+        (
             {"messages": [{"role": "assistant", "content": "x", "tool_calls": [{"id": "1"}]}]},
             "messages[0].tool_calls",
         ),
