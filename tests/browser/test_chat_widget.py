@@ -36,10 +36,14 @@ def notebook(lab: Lab, name: str, *sources: str) -> str:
     return name
 
 
-def open_and_run_first_cell(page: Any, lab: Lab, name: str) -> tuple[Any, Any]:
-    """Open notebook ``name`` alone (``?reset``: no tabs from earlier tests), run its first
-    cell; returns the notebook panel and the chat in it."""
-    page.goto(f"{lab.url}lab/tree/{name}?reset")
+def open_and_run_first_cell(page: Any, lab: Lab, name: str, ui: str = "lab") -> tuple[Any, Any]:
+    """Open notebook ``name`` alone in JupyterLab (``?reset``: no tabs from earlier tests)
+    or, with ``ui="notebook"``, in Notebook 7; run its first cell; returns the notebook
+    panel and the chat in it."""
+    if ui == "notebook":
+        page.goto(f"{lab.url}notebooks/{name}")
+    else:
+        page.goto(f"{lab.url}lab/tree/{name}?reset")
     panel = page.locator(".jp-NotebookPanel:visible")
     panel.locator(".jp-Cell .cm-content").first.wait_for(timeout=60_000)
     idle = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
@@ -110,6 +114,35 @@ def test_type_enter_stream_and_stop(page: Any, lab: Lab) -> None:
     assert "cancelled" in stopped.locator(".jllm-meta").inner_text()
     assert panel.locator(".jp-Cell").count() == cells_before, "Enter ran a cell"
     assert not errors, errors
+
+
+def test_streams_and_stops_in_notebook_7(page: Any, lab: Lab) -> None:
+    """The same widget in Notebook 7's single-document page, served by the same server."""
+    name = notebook(
+        lab,
+        "chat-nb7.ipynb",
+        "from jupyter_llm import ChatWidget\n"
+        f"ChatWidget({TINY!r}, max_tokens={LONG}, ignore_eos=True)",
+    )
+    _, chat = open_and_run_first_cell(page, lab, name, ui="notebook")
+    assert page.locator(".jp-LabShell").count() == 0, "this page is JupyterLab's"
+    box = chat.locator(".jllm-input")
+    box.click()
+    box.type("tell me more")
+    box.press("Enter")
+    answer = chat.locator(".jllm-assistant .jllm-body").last
+    texts: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(texts) < 3:
+        assert time.monotonic() < deadline, f"the answer did not grow: {texts}"
+        text = answer.inner_text() if answer.count() else ""
+        if text and (not texts or text != texts[-1]):
+            texts.append(text)
+        time.sleep(0.02)
+    chat.locator(".jllm-stop").click()
+    chat.locator(".jllm-assistant[data-status='cancelled']").wait_for(timeout=10_000)
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
+    assert latest_job(lab)["status"] == "cancelled"
 
 
 def test_stop_works_while_the_kernel_is_busy(page: Any, lab: Lab) -> None:
