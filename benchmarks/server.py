@@ -12,7 +12,7 @@ Measured in turn, never two loads at once, on 127.0.0.1 only:
    pool's tok/s under ``--streams`` streams;
 3. ``--streams`` concurrent streams through the server (aggregate tok/s), read with the
    ``openai`` client (or ``--client httpx``: bare SSE lines, less client CPU), while another
-   process polls ``GET {base}api/status`` every 20 ms (the server loop's responsiveness;
+   process polls ``GET {base}llm/api/status`` every 20 ms (the server loop's responsiveness;
    also polled idle, as a baseline);
 4. `transformers serve` on the same model folder, the same way, when it can run here.
 Prints one table. Targets (DESIGN.md): status-poll p99 <= 10 ms under 16 streams; time to
@@ -40,6 +40,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -236,7 +237,7 @@ def start_jupyter(config_file: Path, tmp: Path) -> Server:
         jupyter.process,
         jupyter.port,
         f"{jupyter.url}llm/v1",
-        "/api/status",
+        f"{urlsplit(jupyter.url).path}llm/api/status",
         jupyter.headers,
         MODEL,
     )
@@ -515,9 +516,9 @@ def table(
             f"{ours['server_us']:.0f} / {ours['client_us']:.0f} us",
             "server: its process, polls included; client: this process",
         ),
-        Row("GET api/status every 20 ms, idle", spread(ours["idle"]), "p50 / p99 / max"),
+        Row("GET llm/api/status every 20 ms, idle", spread(ours["idle"]), "p50 / p99 / max"),
         Row(
-            f"GET api/status every 20 ms, {streams}",
+            f"GET llm/api/status every 20 ms, {streams}",
             spread(ours["loaded"]),
             f"p99 target <= {LAG_TARGET_MS:.0f} ms: "
             + ("ok" if lag_p99 <= LAG_TARGET_MS else "MISSED")

@@ -21,6 +21,7 @@ from traitlets.config import Config
 
 from jupyter_llm.config import DEFAULT_CONFIG
 from jupyter_llm.server.app import LLMExtension
+from jupyter_llm.server.collector import DEFERRED_THRESHOLD2
 from jupyter_llm.testing import JupyterServer
 
 from ..support import until
@@ -102,11 +103,16 @@ async def test_the_heap_is_frozen_once_the_server_has_started(
 ) -> None:
     llm_extension.freeze_gc = True
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     try:
         await jp_serverapp.extension_manager.start_extension("jupyter_llm")
         assert gc.get_freeze_count() > 10_000  # the server's objects, and this process's
+        assert gc.get_threshold()[2] == DEFERRED_THRESHOLD2  # full collections while idle
+        await llm_extension.stop_extension()
+        assert gc.get_threshold() == thresholds
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 async def test_current_activity_reports_busy_while_jobs_run(llm: LLMServer) -> None:
