@@ -70,6 +70,10 @@ class EngineInfo:
     max_model_len: int
     device: str
     tokenizer: str | None = None  # where the server-side token counter finds the tokenizer
+    # Whether a worker woken from idle should wait a moment for the rest of a burst of jobs
+    # (engine/scheduler.py's Burst): worth it where jobs that start together share a
+    # prefill; a remote engine sends each job upstream at once, so it says False.
+    gathers_bursts: bool = True
 
 
 #: Counts a request's prompt tokens (chat template included). Runs in a server helper

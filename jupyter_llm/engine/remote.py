@@ -165,6 +165,7 @@ class RemoteEngine:
             max_num_seqs=spec.max_num_seqs,
             max_model_len=spec.max_model_len,
             device=spec.base_url,
+            gathers_bursts=False,  # each job goes upstream at once; the upstream batches
         )
 
     def add(self, request: EngineRequest) -> None:

@@ -53,7 +53,8 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         engine = spec.build(index, PhaseReporter(lambda phase: conn.send(("phase", phase))))
-        conn.send(("ready", engine.info()))
+        info = engine.info()
+        conn.send(("ready", info))
     except BaseException as exc:  # a worker reports any load failure rather than dying mute
         conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
         # Wait for the server's "stop" (or its end) before exiting: a worker that exited at
@@ -69,7 +70,7 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
             waiting = conn.poll(None if idle else 0)
             if waiting and not _apply_commands(conn, engine, active):
                 break
-            if idle and waiting and not _gather(conn, engine, active):
+            if idle and waiting and info.gathers_bursts and not _gather(conn, engine, active):
                 break
             if not engine.has_work():
                 continue

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jupyter_llm.engine.fake import CRASH_MARKER, REFUSE_MARKER
+from jupyter_llm.engine.base import EngineRequest
+from jupyter_llm.engine.fake import CRASH_MARKER, REFUSE_MARKER, FakeEngine, FakeSpec
+from jupyter_llm.engine.scheduler import Burst
+from jupyter_llm.pool.worker import worker_main
 from jupyter_llm.types import GenerationRequest, JobStatus, SamplingParams
 
 from ..support import MODEL, make_config, until
@@ -156,3 +163,46 @@ def test_stopping_leaves_no_semaphore_for_the_resource_tracker(tmp_path: Path) -
     assert done.returncode == 0, done
     assert done.stdout.splitlines() == ["['ready', 'loading']", "stopped"], done
     assert "leaked semaphore" not in done.stderr, done.stderr
+
+
+class _Recording:
+    """A pipe end that records the timeouts ``worker_main`` polls with."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self.polls: list[float | None] = []
+
+    def poll(self, timeout: float | None = 0.0) -> bool:
+        self.polls.append(timeout)
+        return bool(self._conn.poll(timeout))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+@dataclass(frozen=True)
+class _NoBurstSpec(FakeSpec):
+    def build(self, worker_index: int, progress: Any = None) -> FakeEngine:
+        engine = FakeEngine(self, worker_index)
+        info = engine.info()
+        engine.info = lambda: replace(info, gathers_bursts=False)  # type: ignore[method-assign]
+        return engine
+
+
+@pytest.mark.parametrize(("spec", "gathers"), [(FakeSpec(), True), (_NoBurstSpec(), False)])
+def test_a_worker_woken_from_idle_waits_for_a_burst_only_if_its_engine_gathers(
+    spec: FakeSpec, gathers: bool
+) -> None:
+    """A remote engine sends each job upstream at once: no burst wait before its first step."""
+    ours, theirs = multiprocessing.Pipe()
+    conn = _Recording(theirs)
+    worker = threading.Thread(target=worker_main, args=(conn, spec, 0))
+    worker.start()
+    assert ours.recv()[0] == "ready"
+    ours.send(("add", EngineRequest("j1", request(max_tokens=2), 3)))
+    while (message := ours.recv())[0] != "out" or message[1][-1].finish_reason is None:
+        pass
+    ours.send(("stop",))
+    worker.join(10)
+    gap = Burst().gap_secs
+    assert (gap in conn.polls) is gathers, conn.polls
