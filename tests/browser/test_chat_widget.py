@@ -66,6 +66,20 @@ def open_and_run_first_cell(page: Any, lab: Lab, name: str, ui: str = "lab") -> 
     return panel, chat
 
 
+def growing_answer(chat: Any, count: int = 3) -> list[str]:
+    """The first ``count`` different texts the chat's last answer shows while it streams."""
+    answer = chat.locator(".jllm-assistant .jllm-body").last
+    texts: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(texts) < count:
+        assert time.monotonic() < deadline, f"the answer did not grow: {texts}"
+        text = answer.inner_text() if answer.count() else ""
+        if text and (not texts or text != texts[-1]):
+            texts.append(text)
+        time.sleep(0.02)
+    return texts
+
+
 def latest_job(lab: Lab) -> dict[str, Any]:
     return dict(lab.get("llm/api/jobs?limit=1")["jobs"][0])
 
@@ -91,15 +105,7 @@ def test_type_enter_stream_and_stop(page: Any, lab: Lab) -> None:
     assert box.input_value() == "first line\nsecond line"
     box.press("Enter")
 
-    answer = chat.locator(".jllm-assistant .jllm-body").last
-    texts: list[str] = []
-    deadline = time.monotonic() + 60
-    while len(texts) < 3:
-        assert time.monotonic() < deadline, f"the answer did not grow: {texts}"
-        text = answer.inner_text() if answer.count() else ""
-        if text and (not texts or text != texts[-1]):
-            texts.append(text)
-        time.sleep(0.02)
+    texts = growing_answer(chat)
     chat.locator(".jllm-stop").click()
     stopped = chat.locator(".jllm-assistant[data-status='cancelled']")
     stopped.wait_for(timeout=10_000)
@@ -130,15 +136,7 @@ def test_streams_and_stops_in_notebook_7(page: Any, lab: Lab) -> None:
     box.click()
     box.type("tell me more")
     box.press("Enter")
-    answer = chat.locator(".jllm-assistant .jllm-body").last
-    texts: list[str] = []
-    deadline = time.monotonic() + 60
-    while len(texts) < 3:
-        assert time.monotonic() < deadline, f"the answer did not grow: {texts}"
-        text = answer.inner_text() if answer.count() else ""
-        if text and (not texts or text != texts[-1]):
-            texts.append(text)
-        time.sleep(0.02)
+    texts = growing_answer(chat)
     chat.locator(".jllm-stop").click()
     chat.locator(".jllm-assistant[data-status='cancelled']").wait_for(timeout=10_000)
     assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
