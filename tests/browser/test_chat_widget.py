@@ -3,7 +3,6 @@ Stop, and an answer full of HTML that must stay text."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from pathlib import Path
@@ -50,6 +49,9 @@ def open_and_run_first_cell(page: Any, lab: Lab, name: str, ui: str = "lab") -> 
     page.wait_for_selector(idle, state="attached", timeout=60_000)
     prompt = panel.locator(".jp-Cell .jp-InputPrompt").first
     for _ in range(5):  # a run asked for while the kernel still connects can be dropped
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count():  # say what JupyterLab asks rather than time out behind it
+            raise AssertionError(f"a dialog covers the notebook: {dialog.first.inner_text()}")
         panel.locator(".jp-Cell .cm-content").first.click()
         page.keyboard.press("Shift+Enter")
         try:
@@ -69,6 +71,8 @@ def open_and_run_first_cell(page: Any, lab: Lab, name: str, ui: str = "lab") -> 
 def growing_answer(chat: Any, count: int = 3) -> list[str]:
     """The first ``count`` different texts the chat's last answer shows while it streams."""
     answer = chat.locator(".jllm-assistant .jllm-body").last
+    # Rendered Markdown: the text grows, though not always by appending (a closing ``_``
+    # turns what came before it into emphasis), hence no prefix check on the random model.
     texts: list[str] = []
     deadline = time.monotonic() + 60
     while len(texts) < count:
@@ -110,7 +114,7 @@ def test_type_enter_stream_and_stop(page: Any, lab: Lab) -> None:
     stopped = chat.locator(".jllm-assistant[data-status='cancelled']")
     stopped.wait_for(timeout=10_000)
 
-    assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
+    assert len(texts[-1]) > len(texts[0]), texts
     user = chat.locator(".jllm-user .jllm-body").last.inner_text()
     assert user == "first line\nsecond line"
     assert box.input_value() == ""
@@ -139,7 +143,7 @@ def test_streams_and_stops_in_notebook_7(page: Any, lab: Lab) -> None:
     texts = growing_answer(chat)
     chat.locator(".jllm-stop").click()
     chat.locator(".jllm-assistant[data-status='cancelled']").wait_for(timeout=10_000)
-    assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
+    assert len(texts[-1]) > len(texts[0]), texts
     assert latest_job(lab)["status"] == "cancelled"
 
 
