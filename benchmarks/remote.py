@@ -53,15 +53,15 @@ def vllm_model_dir(venv: Path) -> Path:
     raise SystemExit(f"{ready} names no model_dir")
 
 
-def start_vllm(venv: Path, tmp: Path, timeout: float = 1200) -> Server:
+def start_vllm(venv: Path, tmp: Path, timeout: float = 1200, dtype: str = "float32") -> Server:
     """`vllm serve` in its own process group (its engine core and workers stop with it)."""
     port = free_port()
     argv = [
         str(venv / "bin" / "vllm"), "serve", str(vllm_model_dir(venv)),
-        "--served-model-name", MODEL, "--dtype", "float32", "--max-model-len", "2048",
+        "--served-model-name", MODEL, "--dtype", dtype, "--max-model-len", "2048",
         "--gpu-memory-utilization", "0.3", "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
-    log = (tmp / "vllm.log").open("wb")
+    log = (tmp / f"vllm-{dtype}.log").open("wb")
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2"}
     process = subprocess.Popen(
         argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -69,7 +69,7 @@ def start_vllm(venv: Path, tmp: Path, timeout: float = 1200) -> Server:
     server = GroupServer(
         "vllm", process, port, f"http://127.0.0.1:{port}/v1", "/v1/models", {}, MODEL
     )
-    wait_ready(server, "/v1/models", MODEL.encode(), tmp / "vllm.log", timeout)
+    wait_ready(server, "/v1/models", MODEL.encode(), tmp / f"vllm-{dtype}.log", timeout)
     return server
 
 
