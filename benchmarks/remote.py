@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import yaml
 from common import free_port, percentile
-from server import MODEL, MS, Poller, Server, httpx_stream, start_jupyter, wait_ready
+from server import MODEL, MS, Poller, Server, cpu_secs, httpx_stream, start_jupyter, wait_ready
 
 VENV_ENV = "JUPYTER_LLM_VLLM_VENV"
 KEY_ENV = "JUPYTER_LLM_BENCH_UPSTREAM_KEY"
@@ -147,6 +147,8 @@ class Row:
     direct: list[Load]
     proxied: list[Load]
     status: list[float]
+    proxy_cpu: float = 0.0  # CPU seconds the proxy's process used for its streams
+    proxy_tokens: int = 0
 
     def cells(self) -> list[str]:
         direct = sum(x.tok_s for x in self.direct) / len(self.direct)
@@ -163,12 +165,13 @@ class Row:
             f"{ttft_proxied - ttft_direct:+.1f}",
             f"{percentile(self.status, 50) * MS:.1f}",
             f"{percentile(self.status, 99) * MS:.1f}",
+            f"{self.proxy_cpu / max(self.proxy_tokens, 1) * 1e6:.0f}",
         ]
 
 
 HEADER = [
     "streams", "direct tok/s", "proxied tok/s", "ratio", "TTFT direct p50 ms",
-    "TTFT proxied p50 ms", "added ms", "status p50 ms", "status p99 ms",
+    "TTFT proxied p50 ms", "added ms", "status p50 ms", "status p99 ms", "proxy CPU us/token",
 ]  # fmt: skip
 
 
@@ -178,8 +181,11 @@ def measure(vllm: Server, proxy: Server, streams: int, tokens: int, rounds: int)
         order = [vllm, proxy] if index % 2 == 0 else [vllm, proxy][::-1]
         for server in order:
             if server is proxy:
+                cpu = cpu_secs(proxy.process.pid)
                 with Poller(proxy) as poller:
                     result = asyncio.run(load(server, streams, tokens))
+                row.proxy_cpu += cpu_secs(proxy.process.pid) - cpu  # its polls included
+                row.proxy_tokens += streams * tokens
                 row.status.extend(poller.latencies)
                 row.proxied.append(result)
             else:

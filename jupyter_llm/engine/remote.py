@@ -33,6 +33,10 @@ from .wire import estimate_tokens, parse_chunk, retry_after, upstream_call, upst
 __all__ = ["RemoteEngine", "RemoteSpec"]
 
 _STEP_WAIT = 0.002  # step() waits this long for a chunk, so that commands are never held up
+# Once a chunk is in, step() waits up to this long for one from every other open stream: an
+# upstream step makes a token for each of its sequences at about the same moment, and
+# passing them on together costs one pipe message and one loop callback instead of one each.
+_GATHER_WAIT = 0.001
 _PROBE_TIMEOUT = 5.0
 _CONNECT_TIMEOUT = 10.0
 _RETRIES = 3  # 429 / 503 with a short Retry-After are retried this often
@@ -186,6 +190,9 @@ class RemoteEngine:
         with self._ready:
             if not self._outbox:
                 self._ready.wait(_STEP_WAIT)
+            if self._outbox:
+                streams = len(self._tasks)
+                self._ready.wait_for(lambda: len(self._outbox) >= streams, _GATHER_WAIT)
             outputs, self._outbox = self._outbox, []
         for out in outputs:
             if out.finish_reason is not None:
