@@ -1,6 +1,6 @@
 """Engine throughput: raw ``model.generate`` against the pool with the real engine, one run.
 
-    python benchmarks/engine.py [--model smollm2|tiny] [--tokens 64] [--quick]
+    python benchmarks/engine.py [--model smollm2|tiny] [--tokens 64] [--dtype D] [--compare]
     python benchmarks/engine.py --model NAME --config models.yaml   (jupyter llm bench NAME)
 
 Sections, each measured in this process on this machine, raw first (then the raw model is
@@ -11,7 +11,9 @@ freed so the pool's worker has the cores):
    time): static batching (padded ``generate`` over whatever has arrived, up to 8, each batch
    running to its longest request) against the pool.
 Every request generates exactly its max_tokens (``min_new_tokens`` / ``ignore_eos``), so
-both sides do the same work. Prints one table of figures and ratios.
+both sides do the same work. ``--compare`` runs the pool a second time on transformers' own
+forward (the path every model took before engine/llama.py), for a side-by-side ratio. Prints
+one table of figures and ratios.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from common import percentile
 
 from jupyter_llm.config import DEFAULT_CONFIG, ModelConfig, load_config, parse_config
+from jupyter_llm.engine.runner import GENERIC_ENV
 from jupyter_llm.engine.spec import TransformersSpec
 from jupyter_llm.pool import Pool
 from jupyter_llm.types import GenerationRequest, SamplingParams
@@ -49,13 +52,16 @@ class Row:
     note: str = ""
 
 
-def model_config(name: str, tmp: Path, config_file: str | None = None) -> ModelConfig:
+def model_config(
+    name: str, tmp: Path, config_file: str | None = None, dtype: str | None = None
+) -> ModelConfig:
     if config_file is not None:  # a configured model, as it is, on one worker
         model = load_config(config_file).model(name)
         if model.backend != "transformers":
             raise SystemExit(f"model {name!r} is a {model.backend} model: nothing to measure here")
         pool = replace(model.parking_lot.pool, worker_threads=1)
-        return replace(model, parking_lot=replace(model.parking_lot, pool=pool))
+        params = model.params if dtype is None else replace(model.params, dtype=dtype)
+        return replace(model, params=params, parking_lot=replace(model.parking_lot, pool=pool))
     if name not in ("smollm2", "tiny"):
         raise SystemExit(f"--model {name}: give --config, the models.yaml that defines it")
     if name == "smollm2":
@@ -68,7 +74,11 @@ def model_config(name: str, tmp: Path, config_file: str | None = None) -> ModelC
     data = {
         "parking_lot": {"pool": {"worker_threads": 1}},
         "models": [
-            {"name": "m", **source, "params": {"dtype": "float32", "max_num_seqs": 16}},
+            {
+                "name": "m",
+                **source,
+                "params": {"dtype": dtype or "float32", "max_num_seqs": 16},
+            },
         ],
     }
     return parse_config(data, "benchmark.yaml", tmp).models[0]
@@ -82,6 +92,7 @@ class Raw:
         import torch
         from transformers import AutoModelForCausalLM
 
+        from jupyter_llm.engine.device import packed_gguf, resolve_dtype
         from jupyter_llm.engine.prompt import load_tokenizer
         from jupyter_llm.engine.sources import resolve_model_dir
 
@@ -91,7 +102,9 @@ class Raw:
         self.torch = torch
         self.tokenizer = load_tokenizer(str(folder))
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right
-        model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        # The engine's dtype: what the config says (auto: resolved as the engine does).
+        dtype = resolve_dtype(config.params.dtype, torch.device("cpu"), packed_gguf(folder))
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
         self.model = model.eval()
 
     def generate(self, prompts: list[str], tokens: int) -> float:
@@ -233,14 +246,23 @@ def main() -> None:
     )
     parser.add_argument("--config", help="a models.yaml: measure its --model (on one worker)")
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument(
+        "--dtype", help="float32 or bfloat16, on both sides (default: float32, or --config's)"
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help=f"also run the pool on transformers' forward ({GENERIC_ENV}=1), beside the default",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer tokens and requests")
     args = parser.parse_args()
     tokens = 16 if args.quick else args.tokens
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "jupyter_llm-bench"
     tmp.mkdir(parents=True, exist_ok=True)
-    config = model_config(args.model, tmp, args.config)
+    config = model_config(args.model, tmp, args.config, args.dtype)
 
     raw = Raw(config)
+    dtype = str(raw.model.dtype).removeprefix("torch.")
     prompts = chat_prompts(raw.tokenizer, 8)
     arrivals = mixed_workload(raw.tokenizer, 8 if args.quick else 24, 4.0 if args.quick else 12.0)
     raw.generate(prompts[:1], 4)  # warm-up
@@ -252,55 +274,74 @@ def main() -> None:
     del raw
     gc.collect()
 
-    ours = asyncio.run(run_pool(config, prompts, tokens, arrivals))
-    c1, ttft1 = ours["c1"]
-    c8, ttft8 = ours["c8"]
-    c16, ttft16 = ours["c16"]
-    mixed_makespan, mixed_latency = ours["mixed"]
+    runs = {"pool": asyncio.run(run_pool(config, prompts, tokens, arrivals))}
+    if args.compare:
+        os.environ[GENERIC_ENV] = "1"  # the spawned worker inherits it
+        try:
+            runs["pool, transformers' forward"] = asyncio.run(
+                run_pool(config, prompts, tokens, arrivals)
+            )
+        finally:
+            del os.environ[GENERIC_ENV]
     useful = sum(a.max_tokens for a in arrivals)
     ms = 1000.0
+    raw_ttft = statistics.median(ttft_raw)
 
     rows = [
         Row("raw generate, batch 1 (8 prompts in turn)", f"{b1:.1f} tok/s"),
         Row("raw generate, padded batch of 8", f"{b8:.1f} tok/s"),
-        Row("raw time to first token p50", f"{statistics.median(ttft_raw) * ms:.0f} ms"),
-        Row(
-            "pool, concurrency 1", f"{c1:.1f} tok/s", f"{c1 / b1:.2f}x raw batch 1 (target >= 0.95)"
-        ),
-        Row(
-            "pool, concurrency 8", f"{c8:.1f} tok/s", f"{c8 / b8:.2f}x raw batch 8 (target >= 1.0)"
-        ),
-        Row("pool, concurrency 16", f"{c16:.1f} tok/s", f"{c16 / b8:.2f}x raw batch 8"),
-        Row(
-            "pool TTFT p50 / p95, concurrency 1",
-            f"{statistics.median(ttft1) * ms:.0f} / {percentile(ttft1, 95) * ms:.0f} ms",
-            f"{(statistics.median(ttft1) - statistics.median(ttft_raw)) * ms:+.0f} ms against raw",
-        ),
-        Row(
-            "pool TTFT p50 / p95, concurrency 8",
-            f"{statistics.median(ttft8) * ms:.0f} / {percentile(ttft8, 95) * ms:.0f} ms",
-        ),
-        Row(
-            "pool TTFT p50 / p95, concurrency 16",
-            f"{statistics.median(ttft16) * ms:.0f} / {percentile(ttft16, 95) * ms:.0f} ms",
-        ),
+        Row("raw time to first token p50", f"{raw_ttft * ms:.0f} ms"),
         Row(
             f"mixed ({len(arrivals)} requests): static batching",
             f"{useful / static_makespan:.1f} tok/s",
             f"makespan {static_makespan:.1f} s, "
             f"latency p50 {statistics.median(static_latency):.1f} s",
         ),
-        Row(
-            f"mixed ({len(arrivals)} requests): pool",
-            f"{useful / mixed_makespan:.1f} tok/s",
-            f"makespan {mixed_makespan:.1f} s, "
-            f"latency p50 {statistics.median(mixed_latency):.1f} s; "
-            f"{static_makespan / mixed_makespan:.2f}x static throughput",
-        ),
     ]
+    for name, ours in runs.items():
+        c1, ttft1 = ours["c1"]
+        c8, ttft8 = ours["c8"]
+        c16, ttft16 = ours["c16"]
+        mixed_makespan, mixed_latency = ours["mixed"]
+        rows += [
+            Row(f"{name}, concurrency 1", f"{c1:.1f} tok/s", f"{c1 / b1:.2f}x raw batch 1"),
+            Row(f"{name}, concurrency 8", f"{c8:.1f} tok/s", f"{c8 / b8:.2f}x raw batch 8"),
+            Row(f"{name}, concurrency 16", f"{c16:.1f} tok/s", f"{c16 / b8:.2f}x raw batch 8"),
+            Row(
+                f"{name}, TTFT p50 / p95, concurrency 1",
+                f"{statistics.median(ttft1) * ms:.0f} / {percentile(ttft1, 95) * ms:.0f} ms",
+                f"{(statistics.median(ttft1) - raw_ttft) * ms:+.0f} ms against raw",
+            ),
+            Row(
+                f"{name}, TTFT p50 / p95, concurrency 8",
+                f"{statistics.median(ttft8) * ms:.0f} / {percentile(ttft8, 95) * ms:.0f} ms",
+            ),
+            Row(
+                f"{name}, TTFT p50 / p95, concurrency 16",
+                f"{statistics.median(ttft16) * ms:.0f} / {percentile(ttft16, 95) * ms:.0f} ms",
+            ),
+            Row(
+                f"{name}, mixed ({len(arrivals)} requests)",
+                f"{useful / mixed_makespan:.1f} tok/s",
+                f"makespan {mixed_makespan:.1f} s, "
+                f"latency p50 {statistics.median(mixed_latency):.1f} s; "
+                f"{static_makespan / mixed_makespan:.2f}x static throughput",
+            ),
+        ]
+    if len(runs) == 2:
+        (new, old) = runs.values()
+        for level in ("c1", "c8", "c16"):
+            rows.append(
+                Row(
+                    f"pool / transformers' forward, {level}",
+                    f"{new[level][0] / old[level][0]:.2f}x tok/s",
+                    f"TTFT p50 {statistics.median(new[level][1]) * ms:.0f} ms against "
+                    f"{statistics.median(old[level][1]) * ms:.0f} ms",
+                )
+            )
     threads = TransformersSpec.for_model(config).threads
     print(
-        f"\nmodel {args.model} (fp32, CPU, {os.cpu_count()} cores, {threads} torch thread(s) "
+        f"\nmodel {args.model} ({dtype}, CPU, {os.cpu_count()} cores, {threads} torch thread(s) "
         f"on both sides), {tokens} new tokens per request"
     )
     width = max(len(r.name) for r in rows)

@@ -1,9 +1,11 @@
 """The transformers engine: one model replica, batched decoding, continuous batching.
 
-This is the one torch-heavy module. ``step()`` is schedule, run, postprocess: the scheduler
-(engine/scheduler.py) chooses a prefill (waiting sequences run together left-padded and get
-their first token) or a decode (every running sequence gets one token); this module runs it.
-Sequences join and leave the cache between steps through ``RaggedBatch``.
+``step()`` is schedule, run, postprocess: the scheduler (engine/scheduler.py) chooses a
+prefill (waiting sequences get their first token) or a decode (every running sequence gets
+one token); a path runs it on the model, and this module samples, detokenizes and settles
+who leaves. Two paths: Llama-family models take our own forward on a preallocated slot cache
+(engine/fast.py, engine/llama.py); every other model takes transformers' forward on a
+ragged, left-padded ``DynamicCache`` (engine/generic.py).
 
 Why our own loop and not transformers' ``generate_batch``: measured on this 2-core CPU with
 SmolLM2-135M fp32, 8 prompts x 64 tokens: padded ``generate`` 62.7 tok/s, ``generate_batch``
@@ -17,15 +19,17 @@ import os
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, DynamicCache
+from transformers import AutoModelForCausalLM
 from transformers.utils import logging as transformers_logging
 
 from ..config import ModelConfig
 from .base import EngineInfo, EngineRequest, StepOutput
-from .batch import RaggedBatch, cache_from
 from .detok import Detokenizer
 from .device import packed_gguf, resolve_device, resolve_dtype
-from .prefix import Hit, PrefixCache
+from .fast import LlamaPath, layout
+from .generic import GenericPath
+from .llama import Llama, unsupported
+from .prefix import PrefixCache
 from .progress import Progress, silent
 from .prompt import encode, load_tokenizer
 from .sampling import Draw, RowSampler, sample
@@ -33,10 +37,12 @@ from .scheduler import Plan, Scheduler
 from .sequence import Sequence
 from .sources import resolve_model_dir
 
-__all__ = ["TransformersEngine", "kv_bytes_per_token"]
+__all__ = ["GENERIC_ENV", "TransformersEngine", "kv_bytes_per_token"]
 
 log = logging.getLogger("jupyter_llm.engine")
 
+#: Set (to anything but 0), every model takes transformers' forward: to compare the two paths.
+GENERIC_ENV = "JUPYTER_LLM_GENERIC_FORWARD"
 _PREFILL_TOKENS = 4096  # prompt tokens (padded) one prefill may take; at least one sequence
 
 
@@ -66,7 +72,7 @@ class TransformersEngine:
         dtype = resolve_dtype(params.dtype, self.device, packed_gguf(model_dir))
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
-        self.model = model.to(self.device).eval()
+        model = model.to(self.device).eval()
         self.max_model_len = params.max_model_len or int(
             getattr(model.config.get_text_config(decoder=True), "max_position_embeddings", 2048)
         )
@@ -74,25 +80,41 @@ class TransformersEngine:
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
         memory = params.kvcache_mem_gpu if self.device.type == "cuda" else params.kvcache_mem_cpu
-        per_block = kv_bytes_per_token(model.config, dtype) * params.block_size
+        budget = memory * 1024 * 1024 // kv_bytes_per_token(model.config, dtype)
+        slots = params.max_num_seqs
+        why_generic = _why_generic(model.config)
+        self.path: GenericPath | LlamaPath
+        if why_generic is None:
+            fixed = params.max_model_len is not None
+            slots, self.max_model_len = layout(
+                budget, slots, self.max_model_len, fixed, params.block_size
+            )
+            llama = Llama(model, self.max_model_len)
+            self.path = LlamaPath(llama, slots, self.max_model_len, self.pad_id)
+            budget = slots * self.max_model_len  # what the cache holds
+            del model  # its weights live on in ``llama`` (fused, or shared)
+        else:
+            log.info("model %s on transformers' forward: %s", config.name, why_generic)
+            self.path = GenericPath(model, self.pad_id, self.device)
+        self.model: torch.nn.Module = self.path.model  # the module each step calls
         self._info = EngineInfo(
-            units=max(1, memory * 1024 * 1024 // per_block),
+            units=max(1, budget // params.block_size),
             block_size=params.block_size,
-            max_num_seqs=params.max_num_seqs,
+            max_num_seqs=slots,
             max_model_len=self.max_model_len,
             device=str(self.device),
             tokenizer=str(model_dir),
         )
-        self.scheduler = Scheduler(params.max_num_seqs, _PREFILL_TOKENS)
-        self.batch = RaggedBatch()
+        self.scheduler = Scheduler(slots, _PREFILL_TOKENS)
         # Kept prefixes live beside the running batch: a quarter of the cache's memory more.
         kept = self._info.units * params.block_size // 4 if params.prefix_caching else 0
         self.prefix = PrefixCache(kept)
         log.info(
-            "model %s loaded on %s (%s), %d units",
+            "model %s loaded on %s (%s, %s), %d units",
             config.name,
             self.device,
             dtype,
+            type(self.path).__name__,
             self._info.units,
         )
 
@@ -105,6 +127,11 @@ class TransformersEngine:
         gen = request.request
         params = gen.params
         prompt_ids = encode(self.tokenizer, gen)
+        if len(prompt_ids) > self.max_model_len:
+            raise ValueError(
+                f"the prompt has {len(prompt_ids)} tokens, more than this model's context of "
+                f"{self.max_model_len}"
+            )
         room = self.max_model_len - len(prompt_ids)
         max_tokens = min(params.max_tokens or 16, max(room, 1))
         stop_ids = (set() if params.ignore_eos else self.eos_ids) | set(params.stop_token_ids)
@@ -114,9 +141,8 @@ class TransformersEngine:
         self.scheduler.add(seq)
 
     def abort(self, job_id: str) -> None:
-        row = self.scheduler.abort(job_id)
-        if row is not None:
-            self.batch.keep([i for i in range(len(self.batch)) if i != row])
+        if self.scheduler.abort(job_id) is not None:
+            self.path.release([job_id])
 
     def has_work(self) -> bool:
         return self.scheduler.has_work()
@@ -131,93 +157,42 @@ class TransformersEngine:
 
     def close(self) -> None:
         self.scheduler.clear()
-        self.batch = RaggedBatch()
+        self.path.clear()
         self.prefix.clear()
 
     # -- steps -----------------------------------------------------------------------------
 
     def _prefill(self, plan: Plan) -> list[StepOutput]:
-        """Prompts without a cached prefix run together; each one with a prefix runs alone
-        from where its prefix ends. Rows join the batch in plan order (the scheduler's)."""
-        hits = [self.prefix.match(seq.prompt_ids) for seq in plan.seqs]
-        joining, logits = RaggedBatch(), []
-        group: list[Sequence] = []
+        rows = list(plan.seqs)
+        hits = [self.prefix.match(seq.prompt_ids) for seq in rows]
         try:
-            for seq, hit in [*zip(plan.seqs, hits, strict=True), (None, None)]:
-                if group and (seq is None or hit is not None):
-                    logits.append(self._run_prompts(group, None, joining))
-                    group = []
-                if seq is not None and hit is not None:
-                    logits.append(self._run_prompts([seq], hit, joining))
-                elif seq is not None:
-                    group.append(seq)
+            logits = self.path.prefill(rows, hits)
         except torch.OutOfMemoryError as exc:
             return self._out_of_memory(plan, exc)
-        rows = list(plan.seqs)
-        outputs = self._advance(rows, self._draw(rows, torch.cat(logits)))
-        self._keep_finished(rows, joining)
-        joining.keep(self.scheduler.postprocess(plan))
-        if joining.cache is not None and joining.mask is not None:
-            self.batch.join(joining.cache, joining.mask)
+        outputs = self._advance(rows, self._draw(rows, logits))
+        self._settle(plan)
         return outputs
-
-    def _run_prompts(
-        self, seqs: list[Sequence], hit: Hit | None, into: RaggedBatch
-    ) -> torch.Tensor:
-        """Prefill ``seqs`` (left-padded together), or one sequence after its cached prefix;
-        their rows join ``into``; returns their last logits."""
-        done = 0 if hit is None else hit.length
-        longest = max(len(seq.prompt_ids) for seq in seqs)
-        ids = torch.full((len(seqs), longest - done), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), longest), dtype=torch.long)
-        for row, seq in enumerate(seqs):  # pad left: decoder-only models continue from the right
-            ids[row, longest - len(seq.prompt_ids) :] = torch.tensor(seq.prompt_ids[done:])
-            mask[row, longest - len(seq.prompt_ids) :] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = ((mask.cumsum(-1) - 1).clamp(min=0))[:, done:]
-        if hit is None:
-            cache = DynamicCache(config=self.model.config)
-        else:
-            cache = cache_from(self.model.config, hit.layers, done)
-        out = self.model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        into.join(cache, mask)
-        last: torch.Tensor = out.logits[:, -1, :]
-        return last
 
     def _decode(self, plan: Plan) -> list[StepOutput]:
         rows = list(plan.seqs)
-        ids = torch.tensor([[s.output_ids[-1]] for s in rows], device=self.device)
-        positions = torch.tensor([[s.position] for s in rows], device=self.device)
-        mask = self.batch.grow()
         try:
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                cache=self.batch.cache,
-                use_cache=True,
-            )
+            logits = self.path.decode(rows)
         except torch.OutOfMemoryError as exc:
-            self.batch = RaggedBatch()
+            self.path.clear()
             return self._out_of_memory(plan, exc)
-        outputs = self._advance(rows, self._draw(rows, out.logits[:, -1, :]))
-        self._keep_finished(rows, self.batch)
-        self.batch.keep(self.scheduler.postprocess(plan))
+        outputs = self._advance(rows, self._draw(rows, logits))
+        self._settle(plan)
         return outputs
 
-    def _keep_finished(self, rows: list[Sequence], batch: RaggedBatch) -> None:
-        """Finished rows leave their keys and values to the prefix cache."""
-        for index, seq in enumerate(rows):
+    def _settle(self, plan: Plan) -> None:
+        """Finished rows leave the path, their keys and values to the prefix cache."""
+        finished = [seq for seq in plan.seqs if seq.finished]
+        for seq in finished:
             if seq.finish_reason in ("stop", "length"):
                 tokens = seq.prompt_ids + seq.output_ids[:-1]  # the last one was never fed
-                self.prefix.put(tokens, batch.row(index, len(tokens)))
+                self.prefix.put(tokens, self.path.take(seq.job_id, len(tokens)))
+        self.path.release([seq.job_id for seq in finished])
+        self.scheduler.postprocess(plan)
 
     def _draw(self, rows: list[Sequence], logits: torch.Tensor) -> list[Draw]:
         return sample([s.sampler for s in rows], logits, self.tokenizer.decode)
@@ -239,6 +214,13 @@ class TransformersEngine:
             seq.finish_reason = "error"
         self.scheduler.postprocess(plan)
         return [StepOutput(s.job_id, finish_reason="error", error=message) for s in plan.seqs]
+
+
+def _why_generic(model_config: Any) -> str | None:
+    """Why this model takes transformers' forward and not the Llama fast path (None: fast)."""
+    if os.environ.get(GENERIC_ENV, "") not in ("", "0"):
+        return f"{GENERIC_ENV} is set"
+    return unsupported(model_config)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

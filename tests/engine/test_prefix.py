@@ -41,8 +41,9 @@ SYSTEM = (
 )
 
 
-def test_a_chat_turn_reuses_the_last_turn_and_equals_generate(tiny_model_dir):
+def test_a_chat_turn_reuses_the_last_turn_and_equals_generate(tiny_model_dir, path):
     engine = engine_for(tiny_model_dir)
+    assert isinstance(engine.path, path)
     first = SYSTEM + "What is a kernel?"
     tokens, texts, _ = run(engine, {"t1": greedy(first, 12, ignore_eos=True)})
     assert len(engine.prefix) == 1 and engine.prefix.hits == 0
@@ -53,8 +54,9 @@ def test_a_chat_turn_reuses_the_last_turn_and_equals_generate(tiny_model_dir):
     assert tokens["t2"] == reference(tiny_model_dir, second, 12)
 
 
-def test_prompts_with_and_without_a_cached_prefix_prefill_together(tiny_model_dir):
+def test_prompts_with_and_without_a_cached_prefix_prefill_together(tiny_model_dir, path):
     engine = engine_for(tiny_model_dir)
+    assert isinstance(engine.path, path)
     run(engine, {"warm": greedy(SYSTEM + "Hello.", 4, ignore_eos=True)})
     prompts = {
         "a": SYSTEM + "What is pandas?",

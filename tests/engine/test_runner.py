@@ -86,8 +86,9 @@ def reference(model_dir: Path, prompt: str, max_tokens: int) -> list[int]:
     return out[0, ids["input_ids"].shape[1] :].tolist()
 
 
-def assert_equals_generate(model_dir: Path, max_tokens: int, max_num_seqs: int = 8):
+def assert_equals_generate(model_dir: Path, path, max_tokens: int, max_num_seqs: int = 8):
     engine = engine_for(model_dir, max_num_seqs=max_num_seqs)
+    assert isinstance(engine.path, path)
     requests = {f"job{i}": greedy(p, max_tokens) for i, p in enumerate(PROMPTS)}
     tokens, texts, finish = run(engine, requests, abort={"job3": 9})
     for i, prompt in enumerate(PROMPTS):
@@ -98,30 +99,30 @@ def assert_equals_generate(model_dir: Path, max_tokens: int, max_num_seqs: int =
         assert tokens[job] == expected, f"{job} ({prompt!r}) differs from generate()"
         decoded = engine.tokenizer.decode(tokens[job], skip_special_tokens=True)
         assert texts[job] == decoded.rstrip("\ufffd")
-    assert not engine.has_work() and len(engine.batch) == 0
+    assert not engine.has_work() and len(engine.path) == 0
 
 
-def test_staggered_greedy_equals_generate_alone_tiny(tiny_model_dir):
-    assert_equals_generate(tiny_model_dir, max_tokens=40)
+def test_staggered_greedy_equals_generate_alone_tiny(tiny_model_dir, path):
+    assert_equals_generate(tiny_model_dir, path, max_tokens=40)
 
 
 @pytest.mark.slow
-def test_staggered_greedy_equals_generate_alone_smollm2(smollm2_dir):
-    assert_equals_generate(smollm2_dir, max_tokens=24)
+def test_staggered_greedy_equals_generate_alone_smollm2(smollm2_dir, path):
+    assert_equals_generate(smollm2_dir, path, max_tokens=24)
 
 
-def test_max_num_seqs_bounds_the_batch(tiny_model_dir):
+def test_max_num_seqs_bounds_the_batch(tiny_model_dir, path):
     engine = engine_for(tiny_model_dir, max_num_seqs=2)
     for i, prompt in enumerate(PROMPTS[:5]):
         engine.add(EngineRequest(f"j{i}", greedy(prompt, 20), 0))
     seen = 0
     while engine.has_work():
         engine.step()
-        seen = max(seen, len(engine.batch))
+        seen = max(seen, len(engine.path))
     assert seen == 2
 
 
-def test_a_seed_gives_the_same_text_whatever_else_is_in_the_batch(tiny_model_dir):
+def test_a_seed_gives_the_same_text_whatever_else_is_in_the_batch(tiny_model_dir, path):
     engine = engine_for(tiny_model_dir)
     sampled = GenerationRequest(
         "m", prompt="Tokens stream", params=SamplingParams(max_tokens=30, temperature=1.0, seed=5)
@@ -192,7 +193,7 @@ def test_units_follow_the_cache_memory_and_kv_size(tiny_model_dir):
     assert engine.info().tokenizer == str(tiny_model_dir)
 
 
-def test_out_of_memory_in_a_step_fails_its_jobs_and_the_engine_goes_on(tiny_model_dir):
+def test_out_of_memory_in_a_step_fails_its_jobs_and_the_engine_goes_on(tiny_model_dir, path):
     engine = engine_for(tiny_model_dir)
     engine.add(EngineRequest("a", greedy("The quick brown fox", 20), 0))
     engine.step()  # a is prefilled and running
@@ -206,7 +207,7 @@ def test_out_of_memory_in_a_step_fails_its_jobs_and_the_engine_goes_on(tiny_mode
     (failed,) = engine.step()  # the decode step for a
     assert failed.job_id == "a" and failed.finish_reason == "error"
     assert "out of memory on cpu in this step" in failed.error and "2.00 GiB" in failed.error
-    assert len(engine.batch) == 0  # a's cache is gone, its units with it
+    assert len(engine.path) == 0  # a's cache is gone, its units with it
     tokens = []
     while engine.has_work():  # b, still waiting, runs as if nothing happened
         for out in engine.step():
@@ -243,7 +244,7 @@ def test_a_real_cuda_out_of_memory_fails_the_step_not_the_worker(tiny_model_dir)
     assert finish["after"] == "length" and len(tokens["after"]) == 8
 
 
-def test_bfloat16_runs_the_same_paths(tiny_model_dir):
+def test_bfloat16_runs_the_same_paths(tiny_model_dir, path):
     engine = engine_for(tiny_model_dir, dtype="bfloat16")
     assert engine.model.dtype == torch.bfloat16
     requests = {f"job{i}": greedy(p, 12, ignore_eos=True) for i, p in enumerate(PROMPTS[:4])}
