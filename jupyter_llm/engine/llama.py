@@ -76,7 +76,9 @@ class Llama(torch.nn.Module):
         self.embed: torch.Tensor = inner.embed_tokens.weight.detach()
         self.norm: torch.Tensor = inner.norm.weight.detach()
         self.lm_head: torch.Tensor = model.lm_head.weight.detach()
-        self.layers = [_fused(layer) for layer in inner.layers]
+        pack = _packs(self.embed)
+        self.layers = [_fused(layer, pack) for layer in inner.layers]
+        self.lm_head = _pack(self.lm_head) if pack else self.lm_head
         self.cos, self.sin = _rope_table(inner.rotary_emb, max_positions, self.embed.dtype)
 
     @property
@@ -120,21 +122,24 @@ class Llama(torch.nn.Module):
         sin = self.sin[positions].unsqueeze(2)
         row_index = torch.arange(rows, device=ids.device)[:, None]
         columns = torch.arange(width, device=ids.device)
-        mask = (columns <= positions[:, :, None]).unsqueeze(1)  # [rows, 1, tokens, width]
+        hidden = F.embedding(ids, self.embed)
+        allowed = (columns <= positions[:, :, None]).unsqueeze(1)  # [rows, 1, tokens, width]
+        # Additive, in the model's dtype, once for every layer (a boolean mask is converted
+        # in every attention call).
+        mask = torch.zeros(allowed.shape, dtype=hidden.dtype, device=ids.device)
+        mask.masked_fill_(~allowed, float("-inf"))
         if tokens > 1 and self.groups > 1:  # one copy of the mask per query head of a group
             mask = mask.repeat(1, 1, self.groups, 1)
-        kv_width = self.kv_heads * self.head_dim
-        split = [self.heads * self.head_dim, kv_width, kv_width]
-        hidden = F.embedding(ids, self.embed)
+        rotated = self.heads + self.kv_heads  # query and key heads, rotated together
         for index, layer in enumerate(self.layers):
             x = _rms_norm(hidden, layer.input_norm, self.eps)
-            q, k, v = torch.split(F.linear(x, layer.qkv, layer.qkv_bias), split, dim=-1)
-            q = _rotate(q.view(rows, tokens, self.heads, self.head_dim), cos, sin)
-            k = _rotate(k.view(rows, tokens, self.kv_heads, self.head_dim), cos, sin)
+            qkv = _linear(x, layer.qkv, layer.qkv_bias).view(rows, tokens, -1, self.head_dim)
+            qk = _rotate(qkv[:, :, :rotated], cos, sin)
             keys = cache.keys[index, first : first + rows]
             values = cache.values[index, first : first + rows]
-            keys[row_index, :, positions] = k
-            values[row_index, :, positions] = v.view(rows, tokens, self.kv_heads, self.head_dim)
+            keys[row_index, :, positions] = qk[:, :, self.heads :]
+            values[row_index, :, positions] = qkv[:, :, rotated:]
+            q = qk[:, :, : self.heads]
             attended = F.scaled_dot_product_attention(
                 self._grouped(q, rows, tokens),
                 keys[:, :, :width],
@@ -144,12 +149,12 @@ class Llama(torch.nn.Module):
             )
             attended = attended.view(rows, self.kv_heads, self.groups, tokens, self.head_dim)
             attended = attended.permute(0, 3, 1, 2, 4).reshape(rows, tokens, -1)
-            hidden = hidden + F.linear(attended, layer.out, layer.out_bias)
+            hidden = hidden + _linear(attended, layer.out, layer.out_bias)
             x = _rms_norm(hidden, layer.post_norm, self.eps)
-            gate, up = F.linear(x, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
-            hidden = hidden + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
+            gate, up = _linear(x, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
+            hidden = hidden + _linear(F.silu(gate) * up, layer.down, layer.down_bias)
         hidden = _rms_norm(hidden[row_index[:, 0], last], self.norm, self.eps)
-        return F.linear(hidden, self.lm_head)
+        return _linear(hidden, self.lm_head, None)
 
     def _grouped(self, q: torch.Tensor, rows: int, tokens: int) -> torch.Tensor:
         """``[rows, tokens, heads, head_dim]`` as ``[rows, kv_heads, groups * tokens, head_dim]``
@@ -158,11 +163,39 @@ class Llama(torch.nn.Module):
         return q.permute(0, 2, 3, 1, 4).reshape(rows, self.kv_heads, -1, self.head_dim)
 
 
-def _fused(layer: Any) -> _Layer:
+def _packs(weight: torch.Tensor) -> bool:
+    """Whether to keep matmul weights in oneDNN's packed layout (CPU, float32 or bfloat16).
+
+    Measured with SmolLM2 on a 2-core AMD EPYC, a decode step of one row: bfloat16 54 ->
+    39 ms, float32 66 -> 54 ms; of 16 rows: bfloat16 79 -> 65 ms, float32 289 -> 210 ms.
+    ``F.linear`` goes to MKL for float32 (slow on AMD) and repacks bfloat16 weights at every
+    call; packed once, both skip that.
+    """
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype in (torch.float32, torch.bfloat16)
+        and torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+    )
+
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    packed: torch.Tensor = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
+    return packed
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    if weight.is_mkldnn:
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        return out
+    return F.linear(x, weight, bias)
+
+
+def _fused(layer: Any, pack: bool) -> _Layer:
     attn, mlp = layer.self_attn, layer.mlp
 
     def weight(*linears: Any) -> torch.Tensor:
-        return torch.cat([linear.weight.detach() for linear in linears])
+        w = torch.cat([linear.weight.detach() for linear in linears])
+        return _pack(w) if pack else w
 
     def bias(*linears: Any) -> torch.Tensor | None:
         if linears[0].bias is None:
@@ -173,12 +206,12 @@ def _fused(layer: Any) -> _Layer:
         input_norm=layer.input_layernorm.weight.detach(),
         qkv=weight(attn.q_proj, attn.k_proj, attn.v_proj),
         qkv_bias=bias(attn.q_proj, attn.k_proj, attn.v_proj),
-        out=attn.o_proj.weight.detach(),
+        out=weight(attn.o_proj),
         out_bias=bias(attn.o_proj),
         post_norm=layer.post_attention_layernorm.weight.detach(),
         gate_up=weight(mlp.gate_proj, mlp.up_proj),
         gate_up_bias=bias(mlp.gate_proj, mlp.up_proj),
-        down=mlp.down_proj.weight.detach(),
+        down=weight(mlp.down_proj),
         down_bias=bias(mlp.down_proj),
     )
 
