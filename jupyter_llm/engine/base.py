@@ -82,7 +82,13 @@ TokenCounter = Callable[[GenerationRequest], int]
 
 
 class Engine(Protocol):
-    """A loaded model replica in one worker. Called from one thread only."""
+    """A loaded model replica in one worker. Called from one thread only.
+
+    An engine whose outputs come from elsewhere (a remote engine: its upstream streams run
+    on a thread of their own) may also have ``wakeup_fd``, a file descriptor that is readable
+    while outputs wait to be taken: the worker then sleeps on it and on its commands between
+    steps instead of calling ``step`` in a loop (engine/remote.py).
+    """
 
     def info(self) -> EngineInfo: ...
 

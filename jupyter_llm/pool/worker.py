@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.util
 import os
 import queue
@@ -64,9 +65,12 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
         conn.close()
         return
     active: set[str] = set()
+    wakeup: int | None = getattr(engine, "wakeup_fd", None)
     try:
         while True:
             idle = not engine.has_work()
+            if not idle and wakeup is not None:  # sleep until a command or outputs come
+                multiprocessing.connection.wait([conn, wakeup])
             waiting = conn.poll(None if idle else 0)
             if waiting and not _apply_commands(conn, engine, active):
                 break
