@@ -9,6 +9,12 @@ from typing import Any
 
 import pytest
 
+# Idle OpenMP threads sleep in the test process too, as in a pool worker (engine/spec.py),
+# before anything imports torch: the tests that run a model here (reference generate, the
+# engine tests) ran 4-5x slower with spinning threads whenever another process wanted the
+# cores, and the SmolLM2 equality test passed its timeout.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from jupyter_llm.config import Config
 from jupyter_llm.engine import spec_for
 from jupyter_llm.engine.fake import FakeSpec
