@@ -9,6 +9,26 @@ ANSWER = ".jp-llm-Message-assistant"
 LAST_ANSWER = f"{ANSWER} >> nth=-1"
 
 
+def notebook_json(*extra_cells: dict[str, Any]) -> dict[str, Any]:
+    """A saved notebook whose first cell ran ``print(9 ** 2)`` (its output, 81, is kept),
+    then ``extra_cells``."""
+    ran = {
+        "cell_type": "code",
+        "execution_count": 1,
+        "metadata": {},
+        "outputs": [{"name": "stdout", "output_type": "stream", "text": ["81\n"]}],
+        "source": ["print(9 ** 2)"],
+    }
+    return {
+        "cells": [ran, *extra_cells],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
 def command(page: Any, name: str, args: dict[str, Any] | None = None) -> Any:
     """Run a JupyterLab command in the page and return its result."""
     return page.evaluate(

@@ -15,6 +15,7 @@ from .support import (
     LAST_ANSWER,
     answer_job_id,
     command,
+    notebook_json,
     open_chat,
     record_texts,
     send,
@@ -158,20 +159,6 @@ def test_insert_puts_a_code_block_in_a_new_cell(page: Any, lab: Lab, screenshots
     page.locator("#jupyter-llm-panel").screenshot(path=str(screenshots / "chat.png"))
 
 
-NOTEBOOK = {
-    "cells": [
-        {
-            "cell_type": "code",
-            "execution_count": 1,
-            "metadata": {},
-            "outputs": [{"name": "stdout", "output_type": "stream", "text": ["81\n"]}],
-            "source": ["print(9 ** 2)"],
-        },
-        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": []},
-    ],
-    "metadata": {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-    },
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
+NOTEBOOK = notebook_json(
+    {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": []}
+)

@@ -8,24 +8,9 @@ from typing import Any
 import pytest
 
 from .conftest import Lab
-from .support import LAST_ANSWER, command, wait_status
+from .support import LAST_ANSWER, command, notebook_json, wait_status
 
-NOTEBOOK = {
-    "cells": [
-        {
-            "cell_type": "code",
-            "execution_count": 1,
-            "metadata": {},
-            "outputs": [{"name": "stdout", "output_type": "stream", "text": ["81\n"]}],
-            "source": ["print(9 ** 2)"],
-        },
-    ],
-    "metadata": {
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-    },
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
+NOTEBOOK = notebook_json()
 
 
 def open_notebook(page: Any, lab: Lab, name: str) -> None:
