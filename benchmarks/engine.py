@@ -88,11 +88,11 @@ def model_config(
 
 
 class Raw:
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, dtype: str | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from jupyter_llm.engine.device import packed_gguf, resolve_dtype
+        from jupyter_llm.engine.device import resolve_dtype
         from jupyter_llm.engine.prompt import load_tokenizer
         from jupyter_llm.engine.sources import resolve_model_dir
 
@@ -102,9 +102,10 @@ class Raw:
         self.torch = torch
         self.tokenizer = load_tokenizer(str(folder))
         self.tokenizer.padding_side = "left"  # decoder-only models continue from the right
-        # The engine's dtype: what the config says (auto: resolved as the engine does).
-        dtype = resolve_dtype(config.params.dtype, torch.device("cpu"), packed_gguf(folder))
-        model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        # The engine's dtype unless one is given: what the config says (auto: resolved as the
+        # engine does).
+        torch_dtype = resolve_dtype(dtype or config.params.dtype, torch.device("cpu"))
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
         self.model = model.eval()
 
     def generate(self, prompts: list[str], tokens: int) -> float:

@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
@@ -64,35 +62,8 @@ def questions() -> list[str]:
 # -- raw generate ---------------------------------------------------------------------------
 
 
-def dense_view(folder: Path, tmp: Path) -> Path:
-    """``folder`` with its GGUF-packed weights dequantized on load: the dense model that raw
-    ``generate`` should run (packed, every matmul casts and unpacks), as vLLM and our engine
-    do."""
-    view = tmp / "dense"
-    view.mkdir(exist_ok=True)
-    for item in folder.iterdir():
-        if item.name != "config.json" and not (view / item.name).exists():
-            (view / item.name).symlink_to(item)
-    config = json.loads((folder / "config.json").read_text())
-    config["quantization_config"]["dequantize"] = True
-    (view / "config.json").write_text(json.dumps(config))
-    return view
-
-
 def measure_raw(dtype: str, tokens: int, tmp: Path) -> Result:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from jupyter_llm.engine.device import packed_gguf
-    from jupyter_llm.engine.sources import resolve_model_dir
-
-    config = model_config("smollm2", tmp)
-    raw = Raw(config)
-    folder = resolve_model_dir(config)
-    if packed_gguf(folder):
-        folder = dense_view(folder, tmp)
-    model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
-    raw.model = model.eval()
+    raw = Raw(model_config("smollm2", tmp), dtype)
     prompts = chat_prompts(raw.tokenizer, len(SUBJECTS))
     raw.generate(prompts[:1], 4)  # warm-up
     result = Result(f"raw `generate`, {dtype} (c8: one padded batch of 8)")

@@ -4,20 +4,17 @@
 a CPU, native means the AVX512-BF16 or AMX-BF16 instructions (read from the CPU flags): there
 bfloat16 halves the bytes every step moves and runs 1.4-1.8x float32 for SmolLM2 (measured on
 a 2-core AMD EPYC with avx512_bf16); without them bfloat16 is emulated and slower than float32.
-On CUDA, bfloat16 where the GPU supports it (Ampere and later). A checkpoint whose weights
-stay packed as GGUF blocks (``quantization_config.quant_method: gguf``, as a ``gguf:`` source
-converts to) computes in float32 whatever the dtype: transformers casts every matmul's input
-and output for any other dtype, so ``auto`` is float32 there.
+On CUDA, bfloat16 where the GPU supports it (Ampere and later). A ``gguf:`` source is
+converted to plain tensors (``sources.py``), so it follows the same rule.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_has_native_bf16", "packed_gguf", "resolve_device", "resolve_dtype"]
+__all__ = ["cpu_has_native_bf16", "resolve_device", "resolve_dtype"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # Linux's names in /proc/cpuinfo
@@ -51,21 +48,9 @@ def resolve_device(device: str | tuple[str, ...], worker_index: int) -> torch.de
     return torch.device(device)
 
 
-def packed_gguf(model_dir: Path) -> bool:
-    """Whether the checkpoint in ``model_dir`` keeps GGUF-packed weights."""
-    try:
-        config = json.loads((model_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    quantization = config.get("quantization_config") or {}
-    return quantization.get("quant_method") == "gguf" and not quantization.get("dequantize")
-
-
-def resolve_dtype(name: str, device: torch.device, packed: bool = False) -> torch.dtype:
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name != "auto":
         return DTYPES[name]
-    if packed:
-        return torch.float32
     if device.type == "cuda":
         native = torch.cuda.is_bf16_supported(including_emulation=False)
     else:

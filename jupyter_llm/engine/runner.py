@@ -25,7 +25,7 @@ from transformers.utils import logging as transformers_logging
 from ..config import ModelConfig
 from .base import EngineInfo, EngineRequest, StepOutput
 from .detok import Detokenizer
-from .device import packed_gguf, resolve_device, resolve_dtype
+from .device import resolve_device, resolve_dtype
 from .fast import LlamaPath, layout
 from .generic import GenericPath
 from .llama import Llama, unsupported
@@ -69,7 +69,7 @@ class TransformersEngine:
         self.device = resolve_device(params.device, worker_index)
         model_dir = resolve_model_dir(config, progress)
         progress("loading weights", str(model_dir))
-        dtype = resolve_dtype(params.dtype, self.device, packed_gguf(model_dir))
+        dtype = resolve_dtype(params.dtype, self.device)
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         model = model.to(self.device).eval()

@@ -7,7 +7,10 @@ Everything resolves to a local folder that ``from_pretrained`` reads with no net
 * ``gguf`` (a file path, ``package:resource`` for a file inside an installed package, or
   ``owner/repo:file.gguf`` on the hub, see ``config.gguf_form``) is converted once into a
   safetensors folder under the cache directory, since dequantizing a GGUF file takes ~30 s
-  and reloading safetensors takes ~3 s.
+  and reloading safetensors takes ~3 s. The folder holds plain dequantized tensors, so its
+  config.json carries no ``quantization_config``: with one, transformers would take the folder
+  for GGUF-packed weights (warning that only float32 is fast) and ``dtype: auto`` would not
+  pick bfloat16.
 
 Conversion runs under a file lock, so two workers starting together convert once.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -32,6 +36,7 @@ __all__ = [
     "cache_root",
     "converted",
     "converted_dir",
+    "drop_quantization_config",
     "gguf_file",
     "resolve_model_dir",
 ]
@@ -134,6 +139,7 @@ def converted(gguf: Path, progress: Progress = silent) -> Path:
     ``progress`` as ``converting GGUF``)."""
     target = converted_dir(gguf)
     if (target / "config.json").is_file():
+        drop_quantization_config(target)  # a folder converted before this was done
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     progress("converting GGUF", str(target))  # or waiting for the worker that converts it
@@ -154,6 +160,25 @@ def _convert(gguf: Path, target: Path) -> None:
         setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as a module attribute)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        drop_quantization_config(staging)
         os.replace(staging, target)  # readers see a whole folder or none
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def drop_quantization_config(folder: Path) -> None:
+    """Take the GGUF ``quantization_config`` out of a converted folder's config.json.
+
+    ``save_pretrained`` keeps it, though the tensors it wrote are plain. The file is replaced
+    whole, so a worker that reads it meanwhile sees the old or the new text, both loadable.
+    """
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    if (config.get("quantization_config") or {}).get("quant_method") != "gguf":
+        return
+    del config["quantization_config"]
+    handle, staging = tempfile.mkstemp(prefix="config.", suffix=".json", dir=folder)
+    with os.fdopen(handle, "w") as out:
+        json.dump(config, out, indent=2, sort_keys=True)
+        out.write("\n")
+    os.replace(staging, path)

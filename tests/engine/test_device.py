@@ -10,7 +10,6 @@ import torch
 
 from jupyter_llm.engine.device import (
     cpu_has_native_bf16,
-    packed_gguf,
     resolve_device,
     resolve_dtype,
 )
@@ -45,11 +44,3 @@ def test_devices_spread_round_robin_and_cuda_needs_cuda():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda:1", 0)
         assert resolve_device("auto", 0) == torch.device("cpu")
-
-
-def test_auto_is_float32_for_gguf_packed_weights(tmp_path: Path, tiny_model_dir: Path):
-    packed = {"quantization_config": {"quant_method": "gguf", "dequantize": False}}
-    (tmp_path / "config.json").write_text(json.dumps(packed))
-    assert packed_gguf(tmp_path) and not packed_gguf(tiny_model_dir)
-    assert resolve_dtype("auto", torch.device("cpu"), packed=True) == torch.float32
-    assert resolve_dtype("bfloat16", torch.device("cpu"), packed=True) == torch.bfloat16

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from jupyter_llm.config import parse_config
-from jupyter_llm.engine.sources import SourceError, gguf_file, resolve_model_dir
+from jupyter_llm.engine.sources import (
+    SourceError,
+    converted,
+    converted_dir,
+    gguf_file,
+    resolve_model_dir,
+)
 
 
 def model(tmp_path: Path, **source):
@@ -55,3 +63,26 @@ def test_a_hub_gguf_with_download_false_is_not_fetched(tmp_path, monkeypatch):
     entry = model(tmp_path, gguf="someone/x-GGUF:x.Q4_0.gguf", download=False)
     with pytest.raises(SourceError, match=r"gguf someone/x-GGUF:x.Q4_0.gguf is not in .*false"):
         resolve_model_dir(entry)
+
+
+def test_a_folder_converted_with_a_gguf_quantization_config_loses_it(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    # Folders converted before 2026-11-30 kept the GGUF quantization_config over plain tensors,
+    # and transformers then took them for packed weights.
+    monkeypatch.setenv("JUPYTER_LLM_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    target = converted_dir(gguf)
+    shutil.copytree(tiny_model_dir, target)
+    config = json.loads((target / "config.json").read_text())
+    quantization = {"quant_method": "gguf", "dequantize": False, "gguf_file": "model.gguf"}
+    (target / "config.json").write_text(json.dumps({**config, "quantization_config": quantization}))
+    assert converted(gguf) == target
+    assert json.loads((target / "config.json").read_text()) == config
+    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in tiny_model_dir.iterdir())
+
+
+def test_the_default_gguf_converts_to_plain_tensors(smollm2_dir):
+    config = json.loads((smollm2_dir / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
