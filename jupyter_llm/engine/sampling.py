@@ -66,8 +66,7 @@ class RowSampler:
             # (never the top one to +inf: inf - inf would make the whole row NaN).
             logits = (logits - logits.max()) / float(p.temperature or 1.0)
             logits = _filter(logits, p.top_k, p.top_p, p.min_p)
-            probs = torch.softmax(logits, dim=-1)
-            token = int(torch.multinomial(probs, 1, generator=self.generator))
+            token = _draw(torch.softmax(logits, dim=-1), self.generator)
         return Draw(token, _logprob(raw, token, p.top_logprobs, decode) if p.logprobs else None)
 
     def _penalized(self, logits: torch.Tensor) -> torch.Tensor:
@@ -88,10 +87,28 @@ class RowSampler:
             logits[index] -= p.presence_penalty + p.frequency_penalty * counts
         # An extreme penalty overflows float32: keep every logit finite so that one request's
         # values cannot turn its row into NaN (and fail the step of everyone in the batch).
-        limit = torch.finfo(logits.dtype).max / 2
-        return torch.nan_to_num(logits, nan=-limit, posinf=limit, neginf=-limit).clamp(
-            -limit, limit
-        )
+        return _finite(logits)
+
+
+def _finite(logits: torch.Tensor) -> torch.Tensor:
+    limit = torch.finfo(logits.dtype).max / 2
+    return torch.nan_to_num(logits, nan=-limit, posinf=limit, neginf=-limit).clamp(-limit, limit)
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator) -> int:
+    """A token drawn from ``probs`` by inverting its cumulative sum at one uniform number.
+
+    ``torch.multinomial`` took 1.3 ms per row over SmolLM2's 49,152 tokens on a 2-core AMD
+    EPYC (18 ms of each 16-row decode step); this takes 0.1 ms. Sums in float64, so a token's
+    share of [0, 1) is its probability to within 1e-12; a token of probability 0 owns an empty
+    interval and is never drawn (``right=True``: the first sum above the point).
+    """
+    cumulative = probs.double().cumsum(dim=-1)
+    point = torch.rand(1, generator=generator, dtype=torch.float64, device=probs.device)
+    index = int(torch.searchsorted(cumulative, point * cumulative[-1], right=True))
+    if index == probs.shape[-1]:  # the point rounded up onto the total (about 1 in 2**53)
+        index = int(torch.nonzero(probs).max())  # the last token that can be drawn
+    return index
 
 
 def _filter(logits: torch.Tensor, top_k: int, top_p: float, min_p: float) -> torch.Tensor:
@@ -123,7 +140,11 @@ def _logprob(raw: torch.Tensor, token: int, top: int, decode: object) -> Logprob
 
 
 def sample(samplers: list[RowSampler], logits: torch.Tensor, decode: object) -> list[Draw]:
-    """One draw per row of ``logits`` ([rows, vocab]); plain greedy rows share one argmax."""
+    """One draw per row of ``logits`` ([rows, vocab]); plain greedy rows share one argmax.
+
+    Sampled rows go one at a time: a row's float32 logits (196 KB for a 49,152-token vocabulary)
+    stay in the core's cache through its few passes, where the same passes over all rows at
+    once stream megabytes (measured 3x slower for 16 rows on a 2-core AMD EPYC)."""
     draws: list[Draw | None] = [None] * len(samplers)
     plain = [i for i, s in enumerate(samplers) if s.plain]
     if plain:

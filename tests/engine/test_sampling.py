@@ -90,3 +90,20 @@ def test_logprobs_are_the_raw_distribution_with_top_alternatives():
     assert abs(result.logprob.logprob - float(expected.max())) < 1e-6
     assert [t[1] for t in result.logprob.top] == torch.topk(expected, 3).indices.tolist()
     assert result.logprob.token == f"<{result.token_id}>"
+
+
+def test_draws_follow_the_distribution_and_never_pick_a_filtered_token():
+    # Five tokens with probabilities .4 .3 .2 .1 0 (the last filtered out by top_k=4).
+    probs = torch.tensor([0.4, 0.3, 0.2, 0.1, 0.05])
+    logits = probs.log().unsqueeze(0)
+    sampler = RowSampler(SamplingParams(temperature=1.0, top_k=4, seed=7), [], CPU)
+    draws = 20_000
+    counts = torch.zeros(5)
+    for _ in range(draws):
+        counts[sample([sampler], logits, decode)[0].token_id] += 1
+    assert counts[4] == 0
+    expected = torch.tensor([0.4, 0.3, 0.2, 0.1])  # the four left sum to 1
+    observed = counts[:4] / draws
+    # Each share within 5 standard deviations of a binomial's (at most 0.0175 here).
+    assert torch.all((observed - expected).abs() < 5 * (expected * (1 - expected) / draws).sqrt())
+
