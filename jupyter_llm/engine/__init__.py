@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..config import ModelConfig
 from ..errors import ModelNotReady
-from .base import Engine, EngineSpec, TokenCounter
+from .base import AnySpec, Engine, EngineSpec, TokenCounter
 from .fake import FakeSpec
 from .placement import worker_devices
 from .remote import RemoteSpec
@@ -26,7 +26,7 @@ __all__ = [
 _FAKE_KV_BYTES_PER_TOKEN = 64 * 1024
 
 
-def spec_for(model: ModelConfig) -> EngineSpec:
+def spec_for(model: ModelConfig) -> AnySpec:
     """The engine spec for a configured model; raises ModelNotReady when its backend can't run."""
     params = model.params
     if model.backend == "fake":

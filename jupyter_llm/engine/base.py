@@ -11,10 +11,16 @@ pool drives an engine with three verbs between steps, nano-vllm style:
 The worker loop (``pool/worker.py``) interleaves commands and steps, so a new or cancelled
 job waits for at most one step. The spec also gives the server a ``TokenCounter`` built from
 what the loaded engine reported, so admission can price a job without importing torch.
+
+A model that lives elsewhere (a remote server) has a ``LoopSpec`` instead: its ``LoopEngine``
+computes nothing and only moves bytes, so it runs on the pool's own event loop, without a
+worker (``pool/direct.py``): ``add`` and ``abort`` start and cancel its requests there, and
+its outputs are handed to a callback as they come, not taken by steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -23,10 +29,14 @@ from ..types import GenerationRequest, Logprob, Usage
 from .progress import Progress
 
 __all__ = [
+    "AnySpec",
+    "Emit",
     "Engine",
     "EngineInfo",
     "EngineRequest",
     "EngineSpec",
+    "LoopEngine",
+    "LoopSpec",
     "ProbedSpec",
     "StepOutput",
     "TokenCounter",
@@ -70,10 +80,9 @@ class EngineInfo:
     max_model_len: int
     device: str
     tokenizer: str | None = None  # where the server-side token counter finds the tokenizer
-    # Whether a worker woken from idle should wait a moment for the rest of a burst of jobs
-    # (engine/scheduler.py's Burst): worth it where jobs that start together share a
-    # prefill; a remote engine sends each job upstream at once, so it says False.
-    gathers_bursts: bool = True
+    # Whether the server's token counter is a cheap estimate (no tokenizer: a remote model's
+    # byte count), which admission then runs on the loop rather than in a helper thread.
+    counts_inline: bool = False
 
 
 #: Counts a request's prompt tokens (chat template included). Runs in a server helper
@@ -82,13 +91,7 @@ TokenCounter = Callable[[GenerationRequest], int]
 
 
 class Engine(Protocol):
-    """A loaded model replica in one worker. Called from one thread only.
-
-    An engine whose outputs come from elsewhere (a remote engine: its upstream streams run
-    on a thread of their own) may also have ``wakeup_fd``, a file descriptor that is readable
-    while outputs wait to be taken: the worker then sleeps on it and on its commands between
-    steps instead of calling ``step`` in a loop (engine/remote.py).
-    """
+    """A loaded model replica in one worker. Called from one thread only."""
 
     def info(self) -> EngineInfo: ...
 
@@ -139,3 +142,51 @@ class ProbedSpec(Protocol):
     def probe(self) -> str | None:
         """Blocking, a few seconds at most: None when the model can serve, else why not."""
         ...
+
+
+#: Where a ``LoopEngine`` hands each output, on the pool's loop.
+Emit = Callable[[StepOutput], None]
+
+
+class LoopEngine(Protocol):
+    """An engine that runs on the pool's event loop (a remote one: it only moves bytes).
+
+    Every method is called on that loop and returns at once: ``add`` starts the job's work
+    as a task of the loop, whose outputs go to the ``Emit`` callback given at build, the
+    last with ``finish_reason`` set; after ``abort`` nothing more is emitted for the job.
+    """
+
+    def info(self) -> EngineInfo: ...
+
+    def add(self, request: EngineRequest) -> None: ...
+
+    def abort(self, job_id: str) -> None:
+        """Drop the job now; unknown or finished ids are ignored."""
+        ...
+
+    async def close(self) -> None:
+        """Cancel every job and release what the engine holds (connections)."""
+        ...
+
+
+@runtime_checkable
+class LoopSpec(Protocol):
+    """How to build an engine that runs on the pool's loop rather than in a worker."""
+
+    @property
+    def model(self) -> str: ...
+
+    def build_on_loop(
+        self, worker_index: int, loop: asyncio.AbstractEventLoop, emit: Emit
+    ) -> LoopEngine:
+        """Blocking (a helper thread calls it; a client's set-up may read files): the engine,
+        whose calls and tasks then all run on ``loop``. Raise with a readable message."""
+        ...
+
+    def counter(self, info: EngineInfo) -> TokenCounter:
+        """Build the server-side prompt counter from what the engine reported."""
+        ...
+
+
+#: What the pool can run: a model in workers, or one on its own loop.
+AnySpec = EngineSpec | LoopSpec

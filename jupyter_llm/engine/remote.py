@@ -1,12 +1,12 @@
 """A remote engine: any OpenAI-compatible server (vLLM, another jupyter_llm) behind the seam.
 
-The pool drives it like any engine (``add``, ``abort``, ``step``) from one worker *thread*:
-it loads nothing and never imports torch, so it lives in the server process, while its
-upstream calls run on a private asyncio loop in a thread of its own. Each job is one
-streaming request (httpx); chunks land in an outbox that ``step`` empties. ``abort`` cancels
-the request's task, which closes the upstream connection: vLLM and jupyter_llm both cancel a
-job whose client goes away. ``max_num_seqs`` is the cap on requests open at once (the pool
-never admits more; the connection pool is sized to match).
+It loads nothing and computes nothing, so it needs no worker: it is a ``LoopEngine`` that
+runs on the pool's own event loop (``pool/direct.py`` drives it). Each job is one streaming
+request (httpx), a task of that loop that hands each chunk on as it comes; the loop never
+waits on the upstream, only on sockets. ``abort`` cancels the request's task, which closes
+the upstream connection: vLLM and jupyter_llm both cancel a job whose client goes away.
+``max_num_seqs`` is the cap on requests open at once (the pool never admits more; the
+connection pool is sized to match).
 
 The spec's ``probe`` is the health check (``GET models``) that the pool runs off its loop
 to drive the model's state: ``ready``, ``error: unreachable``, ``ready`` again.
@@ -15,28 +15,24 @@ to drive the model's state: ``ready``, ``error: unreachable``, ``ready`` again.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import math
 import os
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 import httpx
 
 from ..config import ModelConfig
 from ..types import GenerationRequest
-from .base import EngineInfo, EngineRequest, StepOutput, TokenCounter
-from .progress import Progress, silent
+from .base import Emit, EngineInfo, EngineRequest, StepOutput, TokenCounter
 from .wire import estimate_tokens, parse_chunk, retry_after, upstream_call, upstream_failure
 
 __all__ = ["RemoteEngine", "RemoteSpec"]
 
-# Once a chunk is in, step() waits up to this long for one from every other open stream: an
-# upstream step makes a token for each of its sequences at about the same moment, and
-# passing them on together costs one pipe message and one loop callback instead of one each.
-_GATHER_WAIT = 0.001
 _PROBE_TIMEOUT = 5.0
+_END_TIMEOUT = 1.0  # for the end of a body after [DONE]; past it, the connection is closed
 _CONNECT_TIMEOUT = 10.0
 _RETRIES = 3  # 429 / 503 with a short Retry-After are retried this often
 _DEFAULT_CONTEXT = 32768  # when max_model_len is not set: the upstream enforces its own
@@ -82,8 +78,10 @@ class RemoteSpec:
             )
         return {"Authorization": f"Bearer {key}"}
 
-    def build(self, worker_index: int, progress: Progress = silent) -> RemoteEngine:
-        return RemoteEngine(self)
+    def build_on_loop(
+        self, worker_index: int, loop: asyncio.AbstractEventLoop, emit: Emit
+    ) -> RemoteEngine:
+        return RemoteEngine(self, loop, emit)
 
     def counter(self, info: EngineInfo) -> TokenCounter:
         return estimate_tokens
@@ -135,17 +133,25 @@ def _describe(exc: BaseException) -> str:
     return text if isinstance(exc, httpx.HTTPError) else f"{type(exc).__name__}: {text}"
 
 
-class RemoteEngine:
-    """See the module docstring. ``add``, ``abort``, ``step`` come from one worker thread."""
+async def _read_to_end(lines: AsyncIterator[str]) -> None:
+    """Read what follows ``[DONE]`` (the body's end): a response read to its end gives its
+    connection back to the pool for the next job, one left unread is closed (and the next
+    job pays for a new connection while its first token waits)."""
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(_END_TIMEOUT):
+            async for _ in lines:
+                pass
 
-    def __init__(self, spec: RemoteSpec) -> None:
+
+class RemoteEngine:
+    """See the module docstring. Everything but ``__init__`` runs on the pool's loop."""
+
+    def __init__(self, spec: RemoteSpec, loop: asyncio.AbstractEventLoop, emit: Emit) -> None:
         self._spec = spec
+        self._loop = loop
+        self._emit = emit
         headers = spec.headers()  # raises now, at load, when the key is missing
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"jupyter_llm-{spec.model}-upstream", daemon=True
-        )
-        self._thread.start()
+        # Blocking (~0.1 s: it loads the CA bundle): build_on_loop runs in a helper thread.
         self._client = httpx.AsyncClient(
             base_url=spec.base_url,
             headers=headers,
@@ -154,18 +160,7 @@ class RemoteEngine:
                 max_connections=spec.max_num_seqs, max_keepalive_connections=spec.max_num_seqs
             ),
         )
-        self._tasks: dict[str, concurrent.futures.Future[None]] = {}
-        self._outbox: list[StepOutput] = []
-        self._ready = threading.Condition()
-        # Readable while the outbox has outputs: the worker sleeps on it and on its commands
-        # (a step that polled every 2 ms cost the upstream, on the same cores, a third of
-        # its speed at one stream).
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-
-    @property
-    def wakeup_fd(self) -> int:
-        return self._wake_read
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def info(self) -> EngineInfo:
         spec = self._spec
@@ -177,57 +172,33 @@ class RemoteEngine:
             max_num_seqs=spec.max_num_seqs,
             max_model_len=spec.max_model_len,
             device=spec.base_url,
-            gathers_bursts=False,  # each job goes upstream at once; the upstream batches
+            counts_inline=True,  # estimate_tokens only counts bytes
         )
 
     def add(self, request: EngineRequest) -> None:
-        coroutine = self._stream(request.job_id, request.request)
-        self._tasks[request.job_id] = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        job_id = request.job_id
+        task = self._loop.create_task(self._stream(job_id, request.request), name=job_id)
+        self._tasks[job_id] = task
 
     def abort(self, job_id: str) -> None:
         task = self._tasks.pop(job_id, None)
         if task is not None:
             task.cancel()  # closes the upstream stream: the upstream cancels its job
-        with self._ready:
-            self._outbox = [out for out in self._outbox if out.job_id != job_id]
 
-    def has_work(self) -> bool:
-        return bool(self._tasks) or bool(self._outbox)
-
-    def step(self) -> list[StepOutput]:
-        with self._ready:
-            if self._outbox:
-                streams = len(self._tasks)
-                self._ready.wait_for(lambda: len(self._outbox) >= streams, _GATHER_WAIT)
-            with contextlib.suppress(BlockingIOError):  # empty now: no longer readable
-                while os.read(self._wake_read, 4096):
-                    pass
-            outputs, self._outbox = self._outbox, []
-        for out in outputs:
-            if out.finish_reason is not None:
-                self._tasks.pop(out.job_id, None)
-        return outputs
-
-    def close(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
         self._tasks.clear()
-        closing = asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop)
-        with contextlib.suppress(Exception):  # best effort: the connections go with us
-            closing.result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        os.close(self._wake_read)
-        os.close(self._wake_write)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.aclose()
 
-    # -- on the upstream loop --------------------------------------------------------------
+    # -- one task a job --------------------------------------------------------------------
 
     def _put(self, output: StepOutput) -> None:
-        with self._ready:
-            if not self._outbox:
-                os.write(self._wake_write, b"\0")
-            self._outbox.append(output)
-            self._ready.notify()
+        if output.finish_reason is not None:
+            self._tasks.pop(output.job_id, None)
+        self._emit(output)
 
     async def _stream(self, job_id: str, request: GenerationRequest) -> None:
         route, body = upstream_call(request, self._spec.remote_model)
@@ -236,7 +207,7 @@ class RemoteEngine:
                 if await self._attempt(job_id, route, body, last=attempt == _RETRIES):
                     return
         except asyncio.CancelledError:
-            raise  # aborted: the worker reports the cancel
+            raise  # aborted: the pool reports the cancel
         except httpx.TimeoutException as exc:
             self._fail(
                 job_id,
@@ -268,7 +239,8 @@ class RemoteEngine:
                 self._fail(job_id, failure.message, failure.error_type)
                 return True
             finish: StepOutput | None = None
-            async for line in response.aiter_lines():
+            lines = response.aiter_lines()
+            async for line in lines:
                 if not line.startswith("data:"):
                     continue
                 chunk = parse_chunk(line[5:].strip())
@@ -295,6 +267,7 @@ class RemoteEngine:
                 self._fail(job_id, message, "JobFailed")
             else:
                 self._put(finish)
+            await _read_to_end(lines)
             return True
 
     def _fail(self, job_id: str, message: str, error_type: str) -> None:

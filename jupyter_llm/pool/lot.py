@@ -17,9 +17,9 @@ from concurrent.futures import Executor
 
 from ..config import ModelConfig
 from ..engine.base import (
+    AnySpec,
     EngineInfo,
     EngineRequest,
-    EngineSpec,
     ProbedSpec,
     StepOutput,
     TokenCounter,
@@ -46,7 +46,7 @@ class ModelLot:
     def __init__(
         self,
         config: ModelConfig,
-        spec: EngineSpec | LLMError,
+        spec: AnySpec | LLMError,
         *,
         loop: asyncio.AbstractEventLoop,
         executor: Executor,
@@ -96,8 +96,7 @@ class ModelLot:
         self._crew = Supervisor(
             self._spec,
             self._n_workers,
-            # A remote model's worker only moves bytes: a thread in this process will do.
-            kind="thread" if self.config.backend == "openai" else self._kind,
+            kind=self._kind,  # a remote model's LoopSpec runs on this loop, without workers
             loop=self._loop,
             executor=self._executor,
             stack_size=self._stack_size,
@@ -174,7 +173,12 @@ class ModelLot:
 
     async def _price(self, job: Job) -> None:
         assert self.counter is not None and self.info is not None
-        prompt_tokens = await self._loop.run_in_executor(self._executor, self.counter, job.request)
+        if self.info.counts_inline:  # an estimate: cheaper than a hop to a helper thread
+            prompt_tokens = self.counter(job.request)
+        else:
+            prompt_tokens = await self._loop.run_in_executor(
+                self._executor, self.counter, job.request
+            )
         max_tokens = job.request.params.max_tokens
         assert max_tokens is not None  # admit resolved it
         job.cost = price(
@@ -352,10 +356,12 @@ class ModelLot:
             self._fail_model(f"the token counter failed to load: {future.exception()}")
             return
         self.counter = future.result()
-        if isinstance(self._spec, ProbedSpec):  # ready once its upstream answers
+        spec = self._spec
+        assert not isinstance(spec, LLMError)  # a model whose spec failed never gets here
+        if isinstance(spec, ProbedSpec):  # ready once its upstream answers
             self._health = HealthWatch(
                 self.name,
-                self._spec.probe,
+                spec.probe,
                 self._health_changed,
                 loop=self._loop,
                 executor=self._executor,

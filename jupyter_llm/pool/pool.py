@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 
 from ..config import Config, ModelConfig
 from ..engine import spec_for
-from ..engine.base import EngineSpec
+from ..engine.base import AnySpec
 from ..errors import (
     LLMError,
     ModelNotReady,
@@ -57,7 +57,7 @@ class Pool:
         self,
         config: Config,
         *,
-        engines: Callable[[ModelConfig], EngineSpec] = spec_for,
+        engines: Callable[[ModelConfig], AnySpec] = spec_for,
         worker_kind: WorkerKind = "process",
         skip_limit: int = 16,
         keep_finished: int = 1000,
@@ -102,7 +102,7 @@ class Pool:
             ),
         )
         for model in self.config.models:
-            spec: EngineSpec | LLMError
+            spec: AnySpec | LLMError
             try:
                 spec = self._engines(model)
             except LLMError as exc:

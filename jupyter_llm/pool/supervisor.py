@@ -7,6 +7,9 @@ logs each step: started, each new phase, ready after how long, or why it failed.
 Restarts back off with the crashes of the last minute (0.25 s, 0.5 s, 1 s ... up to 30 s),
 so a worker that dies at every start does not spin; a worker that reports a load error is
 not restarted (loading again would fail the same way).
+
+A model whose spec is a ``LoopSpec`` (a remote one) gets ``LoopHandle``s instead: its engine
+runs on the pool's loop (``direct.py``); the news it gives is the same.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..engine.base import EngineInfo, EngineSpec, StepOutput
+from ..engine.base import AnySpec, EngineInfo, LoopSpec, StepOutput
 from ..engine.progress import LoadPhase
+from .direct import LoopHandle
 from .stats import LoadingInfo, WorkerInfo
 from .worker import WireMessage, WorkerHandle, WorkerKind
 
 __all__ = ["Supervisor", "WorkerEvents"]
+
+Handle = WorkerHandle | LoopHandle
 
 log = logging.getLogger("jupyter_llm.pool")
 
@@ -78,7 +84,7 @@ class _Load:
 class Supervisor:
     def __init__(
         self,
-        spec: EngineSpec,
+        spec: AnySpec,
         count: int,
         *,
         kind: WorkerKind,
@@ -94,7 +100,7 @@ class Supervisor:
         self._executor = executor
         self._stack_size = stack_size
         self._events = events
-        self._handles: dict[int, WorkerHandle] = {}
+        self._handles: dict[int, Handle] = {}
         self._states: dict[int, str] = {}  # starting | ready | failed | restarting
         self._crashes: list[float] = []
         self._restarts: dict[int, asyncio.TimerHandle] = {}
@@ -146,15 +152,19 @@ class Supervisor:
         return next((self._loads[i].info(now) for i in sorted(self._loads)), None)
 
     def _spawn(self, index: int) -> None:
-        handle = WorkerHandle(
-            self._spec,
-            index,
-            self._kind,
-            self._loop,
-            self._on_messages,
-            self._on_exit,
-            self._stack_size,
-        )
+        handle: Handle
+        if isinstance(self._spec, LoopSpec):
+            handle = LoopHandle(self._spec, index, self._loop, self._on_messages)
+        else:
+            handle = WorkerHandle(
+                self._spec,
+                index,
+                self._kind,
+                self._loop,
+                self._on_messages,
+                self._on_exit,
+                self._stack_size,
+            )
         self._handles[index] = handle
         self._states[index] = "starting"
         now = time.monotonic()
@@ -162,10 +172,10 @@ class Supervisor:
         future = self._loop.run_in_executor(self._executor, handle.start)
         future.add_done_callback(lambda f: self._on_start(handle, f))
 
-    def _current(self, handle: WorkerHandle) -> bool:
+    def _current(self, handle: Handle) -> bool:
         return self._handles.get(handle.index) is handle
 
-    def _on_start(self, handle: WorkerHandle, future: asyncio.Future[None]) -> None:
+    def _on_start(self, handle: Handle, future: asyncio.Future[None]) -> None:
         if not self._current(handle):
             return
         error = future.exception()
@@ -177,11 +187,13 @@ class Supervisor:
                 "model %s: worker %d started (%s %s), loading",
                 self._spec.model,
                 handle.index,
-                "pid" if self._kind == "process" else "thread in pid",
+                {"process": "pid", "thread": "thread in pid", "loop": "on the loop of pid"}[
+                    handle.kind
+                ],
                 handle.pid,
             )
 
-    def _on_messages(self, handle: WorkerHandle, batch: list[WireMessage]) -> None:
+    def _on_messages(self, handle: Handle, batch: list[WireMessage]) -> None:
         if not self._current(handle):
             return  # news from a worker already replaced or stopped
         for message in batch:

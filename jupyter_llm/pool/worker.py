@@ -65,16 +65,13 @@ def worker_main(conn: Connection, spec: EngineSpec, index: int) -> None:
         conn.close()
         return
     active: set[str] = set()
-    wakeup: int | None = getattr(engine, "wakeup_fd", None)
     try:
         while True:
             idle = not engine.has_work()
-            if not idle and wakeup is not None:  # sleep until a command or outputs come
-                multiprocessing.connection.wait([conn, wakeup])
             waiting = conn.poll(None if idle else 0)
             if waiting and not _apply_commands(conn, engine, active):
                 break
-            if idle and waiting and info.gathers_bursts and not _gather(conn, engine, active):
+            if idle and waiting and not _gather(conn, engine, active):
                 break
             if not engine.has_work():
                 continue

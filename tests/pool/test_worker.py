@@ -9,14 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jupyter_llm.engine.base import EngineRequest
-from jupyter_llm.engine.fake import CRASH_MARKER, REFUSE_MARKER, FakeEngine, FakeSpec
+from jupyter_llm.engine.fake import CRASH_MARKER, REFUSE_MARKER, FakeSpec
 from jupyter_llm.engine.scheduler import Burst
 from jupyter_llm.pool.worker import worker_main
 from jupyter_llm.types import GenerationRequest, JobStatus, SamplingParams
@@ -180,20 +179,9 @@ class _Recording:
         return getattr(self._conn, name)
 
 
-@dataclass(frozen=True)
-class _NoBurstSpec(FakeSpec):
-    def build(self, worker_index: int, progress: Any = None) -> FakeEngine:
-        engine = FakeEngine(self, worker_index)
-        info = engine.info()
-        engine.info = lambda: replace(info, gathers_bursts=False)  # type: ignore[method-assign]
-        return engine
-
-
-@pytest.mark.parametrize(("spec", "gathers"), [(FakeSpec(), True), (_NoBurstSpec(), False)])
-def test_a_worker_woken_from_idle_waits_for_a_burst_only_if_its_engine_gathers(
-    spec: FakeSpec, gathers: bool
-) -> None:
-    """A remote engine sends each job upstream at once: no burst wait before its first step."""
+def test_a_worker_woken_from_idle_waits_for_the_rest_of_a_burst() -> None:
+    """Jobs that come together start together (engine/scheduler.py's ``Burst``)."""
+    spec = FakeSpec()
     ours, theirs = multiprocessing.Pipe()
     conn = _Recording(theirs)
     worker = threading.Thread(target=worker_main, args=(conn, spec, 0))
@@ -204,5 +192,4 @@ def test_a_worker_woken_from_idle_waits_for_a_burst_only_if_its_engine_gathers(
         pass
     ours.send(("stop",))
     worker.join(10)
-    gap = Burst().gap_secs
-    assert (gap in conn.polls) is gathers, conn.polls
+    assert Burst().gap_secs in conn.polls, conn.polls
