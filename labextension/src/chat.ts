@@ -249,7 +249,8 @@ class MessageView {
 
   async update(message: IChatMessage): Promise<void> {
     const status = message.role === 'assistant' ? (message.status ?? '') : '';
-    const header = message.role === 'user' ? 'You' : `${message.model ?? ''} · ${status}`;
+    const header =
+      message.role === 'user' ? 'You' : `${message.model ?? ''} · ${message.meta ?? status}`;
     const error = message.error ? ` — ${message.error}` : '';
     if (this._header.textContent !== header + error) {
       this._header.textContent = header + error;

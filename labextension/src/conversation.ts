@@ -10,7 +10,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { ReadonlyPartialJSONValue } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IJobRecord, JobStatus, UNFINISHED } from './model';
+import { answerMeta, IJobRecord, JobStatus, UNFINISHED } from './model';
 import { APIError, requestAPI } from './request';
 import { isTerminal, jobEvents } from './stream';
 
@@ -23,6 +23,8 @@ export interface IChatMessage {
   status?: JobStatus;
   lastIndex?: number;
   error?: string | null;
+  /** Once it ended: its record's line (queue, first token, tokens, tok/s, finish). */
+  meta?: string;
 }
 
 export interface IConversation {
@@ -235,6 +237,22 @@ export class ChatModel {
   private _finish(message: IChatMessage, status: JobStatus, error: string | null): void {
     message.status = status;
     message.error = error;
+    this._changed.emit();
+    this._save();
+    void this._describe(message);
+  }
+
+  /** Read the ended job's record for the answer's line (none if it is gone). */
+  private async _describe(message: IChatMessage): Promise<void> {
+    if (!message.jobId) {
+      return;
+    }
+    try {
+      const record = await requestAPI<IJobRecord>(`jobs/${encodeURIComponent(message.jobId)}`);
+      message.meta = answerMeta(record);
+    } catch {
+      return; // the answer keeps its status alone
+    }
     this._changed.emit();
     this._save();
   }

@@ -66,10 +66,39 @@ export interface IJobRecord {
   timings: {
     created_at: number;
     started_at: number | null;
+    first_token_at: number | null;
     finished_at: number | null;
     run_secs: number | null;
   };
   error: string | null;
+}
+
+/**
+ * A finished answer's line, as the notebook chat widget writes it: queue wait, time to first
+ * token, tokens, tok/s, and the finish reason (or the status and error of a job that did not
+ * complete).
+ */
+export function answerMeta(record: IJobRecord): string {
+  const parts: string[] = [];
+  const { created_at, started_at, first_token_at, finished_at } = record.timings;
+  if (started_at !== null) {
+    parts.push(`queue ${(started_at - created_at).toFixed(2)} s`);
+  }
+  if (first_token_at !== null) {
+    parts.push(`first token ${(first_token_at - created_at).toFixed(2)} s`);
+  }
+  const tokens = record.usage.completion_tokens;
+  parts.push(`${tokens} tokens`);
+  if (tokens > 1 && first_token_at !== null && finished_at !== null) {
+    const span = finished_at - first_token_at;
+    if (span > 0) {
+      parts.push(`${Math.round((tokens - 1) / span)} tok/s`);
+    }
+  }
+  parts.push(
+    record.status === 'completed' ? (record.finish_reason ?? 'completed') : record.status
+  );
+  return parts.join(' · ');
 }
 
 const INTERVAL_MS = 2000;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ def test_an_answer_streams_through_intermediate_texts(page: Any, lab: Lab) -> No
     assert all(final.startswith(t) for t in middle), texts  # each a prefix of the answer
     # Rendered as markdown by rendermime, not dumped as text.
     assert page.locator(f"{LAST_ANSWER} >> .jp-RenderedMarkdown").count() == 1
+    # Its header then says what the notebook widget's line says, from the job's record.
+    header = page.locator(f"{LAST_ANSWER} >> .jp-llm-Message-header")
+    header.filter(has_text="tok/s").wait_for(timeout=10_000)
+    line = str(header.inner_text()).strip()
+    meta = rf"{FAKE} · queue [\d.]+ s · first token [\d.]+ s · 150 tokens · \d+ tok/s · length"
+    assert re.fullmatch(meta, line), line
 
 
 @pytest.mark.lab_settings(maxTokens=3000)  # 30 s: still streaming across a reload
