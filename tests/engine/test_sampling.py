@@ -106,4 +106,3 @@ def test_draws_follow_the_distribution_and_never_pick_a_filtered_token():
     observed = counts[:4] / draws
     # Each share within 5 standard deviations of a binomial's (at most 0.0175 here).
     assert torch.all((observed - expected).abs() < 5 * (expected * (1 - expected) / draws).sqrt())
-

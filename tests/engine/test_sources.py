@@ -80,7 +80,7 @@ def test_a_folder_converted_with_a_gguf_quantization_config_loses_it(
     (target / "config.json").write_text(json.dumps({**config, "quantization_config": quantization}))
     assert converted(gguf) == target
     assert json.loads((target / "config.json").read_text()) == config
-    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in tiny_model_dir.iterdir())
+    assert {p.name for p in target.iterdir()} == {p.name for p in tiny_model_dir.iterdir()}
 
 
 def test_the_default_gguf_converts_to_plain_tensors(smollm2_dir):
