@@ -13,9 +13,9 @@ job waits for at most one step. The spec also gives the server a ``TokenCounter`
 what the loaded engine reported, so admission can price a job without importing torch.
 
 A model that lives elsewhere (a remote server) has a ``LoopSpec`` instead: its ``LoopEngine``
-computes nothing and only moves bytes, so it runs on the pool's own event loop, without a
-worker (``pool/direct.py``): ``add`` and ``abort`` start and cancel its requests there, and
-its outputs are handed to a callback as they come, not taken by steps.
+computes nothing and only moves bytes, so the pool drives it from its own event loop,
+without a worker (``pool/direct.py``): ``add`` and ``abort`` hand its requests on at once,
+and its outputs come to a callback as they arrive, not taken by steps.
 """
 
 from __future__ import annotations
@@ -144,16 +144,18 @@ class ProbedSpec(Protocol):
         ...
 
 
-#: Where a ``LoopEngine`` hands each output, on the pool's loop.
-Emit = Callable[[StepOutput], None]
+#: Where a ``LoopEngine`` hands its outputs, a burst at a time, on the pool's loop.
+Emit = Callable[[list[StepOutput]], None]
 
 
 class LoopEngine(Protocol):
-    """An engine that runs on the pool's event loop (a remote one: it only moves bytes).
+    """An engine driven from the pool's event loop, without a worker (a remote one: it only
+    moves bytes; its own work runs elsewhere, never on that loop).
 
-    Every method is called on that loop and returns at once: ``add`` starts the job's work
-    as a task of the loop, whose outputs go to the ``Emit`` callback given at build, the
-    last with ``finish_reason`` set; after ``abort`` nothing more is emitted for the job.
+    ``add`` and ``abort`` are called on the loop and return at once, emitting nothing
+    themselves; the outputs come later through the ``Emit`` callback given at build, on the
+    loop, a job's last with ``finish_reason`` set. After ``abort`` nothing more is emitted
+    for the job.
     """
 
     def info(self) -> EngineInfo: ...
@@ -164,8 +166,8 @@ class LoopEngine(Protocol):
         """Drop the job now; unknown or finished ids are ignored."""
         ...
 
-    async def close(self) -> None:
-        """Cancel every job and release what the engine holds (connections)."""
+    def close(self) -> None:
+        """Blocking, called off the loop: cancel every job, release what the engine holds."""
         ...
 
 
@@ -179,8 +181,8 @@ class LoopSpec(Protocol):
     def build_on_loop(
         self, worker_index: int, loop: asyncio.AbstractEventLoop, emit: Emit
     ) -> LoopEngine:
-        """Blocking (a helper thread calls it; a client's set-up may read files): the engine,
-        whose calls and tasks then all run on ``loop``. Raise with a readable message."""
+        """Blocking (a helper thread calls it; a client's set-up may read files): the engine
+        that ``loop`` will drive. Raise with a readable message."""
         ...
 
     def counter(self, info: EngineInfo) -> TokenCounter:

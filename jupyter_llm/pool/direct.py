@@ -1,14 +1,13 @@
-"""The handle on an engine that runs on the pool's own loop: a remote model's, which only
-moves bytes, so it needs neither a process nor a thread nor a pipe.
+"""The handle on an engine driven from the pool's own loop: a remote model's, which only
+moves bytes, so it needs no worker process, worker thread nor pipe.
 
 It has the face of ``worker.WorkerHandle`` (``start``, ``send``, ``stop``; news through
 ``on_messages`` as the same wire tuples), so the supervisor and the lot do not tell the two
 apart. What differs is the path: a command is applied at once, on the loop (the engine only
-schedules its work and returns); outputs that come in one turn of the loop are passed on
-together in one callback at the next. No thread hands anything over, so a job's request
-leaves for the upstream in the same loop turn that started it.
+hands it on and returns), and each burst of outputs the engine emits is passed straight on.
+No thread of ours stands between the loop and the engine, and no message is pickled.
 
-An engine on the loop has nothing that can die under it: an upstream that fails fails its
+An engine like this has nothing that can die under it: an upstream that fails fails its
 jobs (the engine emits an error output), and the handle ends only when it is stopped.
 """
 
@@ -51,9 +50,9 @@ class LoopHandle:
         self.exitcode: int | None = None  # it has no process
         self._loop = loop
         self._on_messages = on_messages
-        self._engine: LoopEngine | None = None
+        self._engine: LoopEngine | None = None  # once ready, on the loop
+        self._built: LoopEngine | None = None  # once built, for stop()
         self._active: set[str] = set()  # jobs added and not finished: an abort reports these
-        self._outbox: list[StepOutput] = []
         self._stop_lock = threading.Lock()
 
     @property
@@ -64,11 +63,16 @@ class LoopHandle:
         """Build the engine (blocking: an HTTP client's set-up reads its CA bundle), then say
         ``ready`` or ``load_error`` on the loop."""
         try:
-            engine = self.spec.build_on_loop(self.index, self._loop, self._emit)
+            engine = self.spec.build_on_loop(self.index, self._loop, self._emitted)
             info = engine.info()
         except Exception as exc:  # reported like a worker's load failure, never raised
             self._post(self._failed, f"{type(exc).__name__}: {exc}")
             return
+        with self._stop_lock:
+            if self.stopping:  # stopped while it was built: it never serves
+                engine.close()
+                return
+            self._built = engine
         self._post(self._ready, engine, info)
 
     def send(self, message: WireMessage) -> None:
@@ -79,29 +83,21 @@ class LoopHandle:
             self._abort(message[1])
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Cancel the engine's jobs and close it, waiting up to ``timeout``. Idempotent.
-
-        Call it off the loop (it waits for the loop to do the closing)."""
+        """Close the engine (its jobs are cancelled). Idempotent; call it off the loop."""
         with self._stop_lock:
             if self.stopped:
                 return
             self.stopping = True
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to close on
-                closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
-                try:
-                    closing.result(timeout)
-                except Exception as exc:  # a stuck close must not stop the pool
-                    log.warning("worker %s did not close cleanly: %r", self.name, exc)
+            if self._built is not None:
+                self._built.close()
             self.stopped = True
 
     # -- on the loop -----------------------------------------------------------------------
 
     def _ready(self, engine: LoopEngine, info: EngineInfo) -> None:
-        if self.stopping:  # stopped while it was built: it never served
-            self._loop.create_task(engine.close())
-            return
-        self._engine = engine
-        self._on_messages(self, [("ready", info)])
+        if not self.stopping:
+            self._engine = engine
+            self._on_messages(self, [("ready", info)])
 
     def _failed(self, reason: str) -> None:
         if not self.stopping:
@@ -114,7 +110,7 @@ class LoopHandle:
         except Exception as exc:  # one request's bad values must not stop the model
             log.exception("job %s could not start", request.job_id)
             failed = f"could not start: {type(exc).__name__}: {exc}"
-            self._emit(StepOutput(request.job_id, finish_reason="error", error=failed))
+            self._answer(StepOutput(request.job_id, finish_reason="error", error=failed))
             return
         self._active.add(request.job_id)
 
@@ -122,25 +118,19 @@ class LoopHandle:
         if self._engine is not None:
             self._engine.abort(job_id)
         if job_id in self._active:  # its units come back with this answer
-            self._emit(StepOutput(job_id, finish_reason="cancelled"))
+            self._answer(StepOutput(job_id, finish_reason="cancelled"))
 
-    def _emit(self, output: StepOutput) -> None:
-        if output.finish_reason is not None:
-            self._active.discard(output.job_id)
-        if not self._outbox:
-            self._loop.call_soon(self._flush)
-        self._outbox.append(output)
+    def _answer(self, output: StepOutput) -> None:
+        """The handle's own answer to a command: on the next turn of the loop, as a worker's
+        would come (the lot is in the middle of sending the command)."""
+        self._loop.call_soon(self._emitted, [output])
 
-    def _flush(self) -> None:
-        outputs, self._outbox = self._outbox, []
-        if outputs and not self.stopping:
+    def _emitted(self, outputs: list[StepOutput]) -> None:
+        for output in outputs:
+            if output.finish_reason is not None:
+                self._active.discard(output.job_id)
+        if not self.stopping:
             self._on_messages(self, [("out", outputs)])
-
-    async def _close(self) -> None:
-        engine, self._engine = self._engine, None
-        self._active.clear()
-        if engine is not None:
-            await engine.close()
 
     def _post(self, callback: Callable[..., None], *args: object) -> None:
         # A closed loop raises RuntimeError: the pool is gone and wants no more news.

@@ -9,7 +9,7 @@ so a worker that dies at every start does not spin; a worker that reports a load
 not restarted (loading again would fail the same way).
 
 A model whose spec is a ``LoopSpec`` (a remote one) gets ``LoopHandle``s instead: its engine
-runs on the pool's loop (``direct.py``); the news it gives is the same.
+is driven from the pool's loop (``direct.py``); the news it gives is the same.
 """
 
 from __future__ import annotations
@@ -187,9 +187,11 @@ class Supervisor:
                 "model %s: worker %d started (%s %s), loading",
                 self._spec.model,
                 handle.index,
-                {"process": "pid", "thread": "thread in pid", "loop": "on the loop of pid"}[
-                    handle.kind
-                ],
+                {
+                    "process": "pid",
+                    "thread": "thread in pid",
+                    "loop": "driven from the loop of pid",
+                }[handle.kind],
                 handle.pid,
             )
 

@@ -1,4 +1,4 @@
-"""A remote model on the pool's own loop (``pool/direct.py``): no worker, no thread, no pipe.
+"""A remote model driven from the pool's own loop (``pool/direct.py``): no worker, no pipe.
 
 The upstream is a small OpenAI-style HTTP/1.1 server on 127.0.0.1 in this test's loop
 (``/v1/models`` and streaming ``/v1/completions``: one word every ``delay`` seconds), which
@@ -144,13 +144,15 @@ async def first_tokens(pool: Pool, job_id: str) -> None:
             return
 
 
-async def test_remote_jobs_run_on_the_loop_and_share_one_upstream_connection(make_pool, upstreams):
+async def test_remote_jobs_need_no_worker_and_share_one_upstream_connection(make_pool, upstreams):
     upstream, port = await upstreams()
     threads = {t.name for t in threading.enumerate()}
     pool = await remote_pool(make_pool, port)
     added = {t.name for t in threading.enumerate()} - threads
-    # The fake model's worker thread and helper threads only: nothing runs the remote model.
-    assert not [name for name in added if "-r-" in name or name.endswith("-r")], added
+    # The remote model has its upstream loop's thread, and no worker, reader or sender.
+    assert {name for name in added if name.startswith("jupyter_llm-r")} == {
+        "jupyter_llm-r-upstream"
+    }, added
     assert pool.models()[1].workers[0].state == "ready"
 
     for _ in range(2):
