@@ -25,14 +25,14 @@ from engine import chat_prompts, model_config
 from jupyter_llm.config import ModelConfig
 from jupyter_llm.engine.base import EngineRequest
 from jupyter_llm.engine.runner import GENERIC_ENV, TransformersEngine
-from jupyter_llm.engine.spec import TransformersSpec
+from jupyter_llm.engine.spec import TransformersSpec, brief_openmp_spin
 from jupyter_llm.types import GenerationRequest, SamplingParams
 
 LEVELS = (1, 8, 16)
 
 
 def build(config: ModelConfig, generic: bool) -> TransformersEngine:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as a pool worker has it
+    brief_openmp_spin()  # as a pool worker has it
     if generic:
         os.environ[GENERIC_ENV] = "1"
     try:

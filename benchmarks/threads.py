@@ -5,9 +5,11 @@
 Each layout is a model of its own in one pool (the pool called in this process, workers
 spawned), measured in turns at concurrency 1, 8 and 16 so drifting machine load hits all
 alike: time to first token (p50 at c1) and aggregate tokens per second. Layouts:
-``1x2p`` one worker, 2 threads, OpenMP threads sleep when idle (OMP_WAIT_POLICY=passive);
-``1x2`` the same with OpenMP's default spinning; ``2x1`` two workers of one thread (the
-default before); ``1x1`` one worker of one thread.
+``1x2p`` one worker, 2 threads, OpenMP threads sleep at once when idle
+(OMP_WAIT_POLICY=passive, the default before 2026-11-30); ``1x2s`` the same, but a thread
+spins 10,000 rounds (tens of microseconds) before it sleeps (GOMP_SPINCOUNT=10000, the
+default now); ``1x2`` OpenMP's own default (300,000 rounds); ``2x1`` two workers of one
+thread; ``1x1`` one worker of one thread.
 """
 
 from __future__ import annotations
@@ -26,11 +28,17 @@ from engine import model_config
 
 from jupyter_llm.config import ModelConfig, parse_config
 from jupyter_llm.engine.progress import Progress, silent
-from jupyter_llm.engine.spec import TransformersSpec
+from jupyter_llm.engine.spec import SPIN_ROUNDS, TransformersSpec
 from jupyter_llm.pool import Pool
 from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 
-LAYOUTS = {"1x2p": (1, 2, True), "1x2": (1, 2, False), "2x1": (2, 1, False), "1x1": (1, 1, False)}
+LAYOUTS = {
+    "1x2p": (1, 2, "passive"),
+    "1x2s": (1, 2, "short"),
+    "1x2": (1, 2, "openmp"),
+    "2x1": (2, 1, "openmp"),
+    "1x1": (1, 1, "openmp"),
+}
 QUESTIONS = [f"Write a short story about a {s} in the forest." for s in
              ["cat", "dog", "fox", "owl", "bear", "deer", "wolf", "hare"]]  # fmt: skip
 
@@ -40,16 +48,21 @@ class LayoutSpec:
     """A TransformersSpec with a fixed thread count and OpenMP wait policy (pickles)."""
 
     inner: TransformersSpec
-    passive: bool
+    wait: str  # passive, short or openmp
 
     @property
     def model(self) -> str:
         return self.inner.model
 
     def build(self, worker_index: int, progress: Progress = silent) -> Any:
-        # Before torch loads OpenMP in this (spawned) worker; "" keeps OpenMP's default
-        # (spin, then sleep) where TransformersSpec.build would ask for passive.
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE" if self.passive else ""
+        # Before torch loads OpenMP in this (spawned) worker; set here, they win over what
+        # TransformersSpec.build would set.
+        os.environ.pop("OMP_WAIT_POLICY", None)
+        os.environ["GOMP_SPINCOUNT"] = {"short": str(SPIN_ROUNDS), "openmp": "300000"}.get(
+            self.wait, "0"
+        )
+        if self.wait == "passive":
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         return self.inner.build(worker_index, progress)
 
     def counter(self, info: Any) -> Any:
@@ -57,8 +70,8 @@ class LayoutSpec:
 
 
 def engines(model: ModelConfig) -> LayoutSpec:
-    _, threads, passive = LAYOUTS[model.name]
-    return LayoutSpec(TransformersSpec(model, threads=threads), passive)
+    _, threads, wait = LAYOUTS[model.name]
+    return LayoutSpec(TransformersSpec(model, threads=threads), wait)
 
 
 async def one(pool: Pool, model: str, text: str, tokens: int) -> tuple[float, int]:

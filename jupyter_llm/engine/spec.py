@@ -14,7 +14,25 @@ from .progress import Progress, silent
 if TYPE_CHECKING:
     from .runner import TransformersEngine
 
-__all__ = ["TransformersSpec"]
+__all__ = ["SPIN_ROUNDS", "TransformersSpec", "brief_openmp_spin"]
+
+# How long an idle OpenMP thread spins before it sleeps, in GOMP's rounds (tens of
+# microseconds): enough to span the gap between two ops of a step, short enough that a thread
+# whose partner lost its core to another process soon yields its own. Measured on a 2-core
+# AMD EPYC, SmolLM2 bfloat16, one decode step: 1 row 30 ms sleeping at once
+# (OMP_WAIT_POLICY=passive, the default before), 23 ms with 10,000 rounds, 23-25 ms with
+# OpenMP's own 300,000; 16 rows 50 / 41 / 42-44 ms (benchmarks/threads.py has the pool's view).
+SPIN_ROUNDS = 10_000
+
+
+def brief_openmp_spin(environ: dict[str, str] | None = None) -> None:
+    """Before torch loads OpenMP: idle threads spin ``SPIN_ROUNDS`` rounds, then sleep.
+
+    A wait policy or spin count already set (the user's) is left as it is.
+    """
+    env = os.environ if environ is None else environ
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["GOMP_SPINCOUNT"] = str(SPIN_ROUNDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +44,10 @@ class TransformersSpec:
     def for_model(cls, config: ModelConfig) -> TransformersSpec:
         # The cores are shared out among the workers, none kept back for the server: one
         # request's prefill and decode may use every core. That is safe because build() makes
-        # idle OpenMP threads sleep instead of spin; spinning threads that compete with the
-        # server's loop for a core wait on each other at every layer (measured on 2 cores:
-        # the tiny model streamed 5x slower with 2 spinning threads, and 4x faster with 2
-        # passive ones than with 1; benchmarks/threads.py).
+        # idle OpenMP threads sleep soon instead of spinning long; threads that spin long
+        # while the server's loop holds a core wait on each other at every layer (measured on
+        # 2 cores: the tiny model streamed 5x slower with 2 long-spinning threads, and 4x
+        # faster with 2 sleeping ones than with 1; benchmarks/threads.py).
         workers = len(worker_devices(config))
         return cls(config, threads=max(1, (os.cpu_count() or 1) // workers))
 
@@ -38,8 +56,7 @@ class TransformersSpec:
         return self.config.name
 
     def build(self, worker_index: int, progress: Progress = silent) -> TransformersEngine:
-        # Before torch loads OpenMP in this spawned worker (a user's own setting wins).
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        brief_openmp_spin()  # before torch loads OpenMP in this spawned worker
         progress("importing torch")
         from .runner import TransformersEngine  # torch is imported here, in the worker
 

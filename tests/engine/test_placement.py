@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_llm.engine import worker_devices
-from jupyter_llm.engine.spec import TransformersSpec
+from jupyter_llm.engine.spec import SPIN_ROUNDS, TransformersSpec, brief_openmp_spin
 
-from ..support import make_config
+from ..support import make_config, until
 
 
 def model(params: dict[str, Any] | None = None, **entry: Any) -> Any:
@@ -49,4 +49,15 @@ async def test_the_pool_starts_one_worker_per_listed_device(make_pool) -> None:
     pool = await make_pool(config)
     (fake,) = pool.models()
     assert [w.index for w in fake.workers] == [0, 1, 2]
-    assert pool.stats().total.workers == 3
+    # Counted once each has loaded: the pool may report ready when the first one has.
+    await until(lambda: pool.stats().total.workers == 3)
+
+
+def test_openmp_threads_spin_briefly_unless_the_user_chose() -> None:
+    environ: dict[str, str] = {}
+    brief_openmp_spin(environ)
+    assert environ == {"GOMP_SPINCOUNT": str(SPIN_ROUNDS)}
+    for chosen in ({"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "0"}):
+        environ = dict(chosen)
+        brief_openmp_spin(environ)
+        assert environ == chosen
