@@ -202,7 +202,8 @@ class RemoteEngine:
             closing.result(timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
-        self._loop.close()
+        if not self._thread.is_alive():  # else a stuck callback holds it: leave it be
+            self._loop.close()
 
     # -- on the pool's loop ----------------------------------------------------------------
 
