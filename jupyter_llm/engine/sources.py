@@ -178,6 +178,7 @@ def drop_quantization_config(folder: Path) -> None:
         return
     del config["quantization_config"]
     handle, staging = tempfile.mkstemp(prefix="config.", suffix=".json", dir=folder)
+    os.chmod(staging, path.stat().st_mode & 0o777)  # mkstemp's file is 0600
     with os.fdopen(handle, "w") as out:
         json.dump(config, out, indent=2, sort_keys=True)
         out.write("\n")

@@ -78,8 +78,10 @@ def test_a_folder_converted_with_a_gguf_quantization_config_loses_it(
     config = json.loads((target / "config.json").read_text())
     quantization = {"quant_method": "gguf", "dequantize": False, "gguf_file": "model.gguf"}
     (target / "config.json").write_text(json.dumps({**config, "quantization_config": quantization}))
+    (target / "config.json").chmod(0o644)
     assert converted(gguf) == target
     assert json.loads((target / "config.json").read_text()) == config
+    assert (target / "config.json").stat().st_mode & 0o777 == 0o644
     assert {p.name for p in target.iterdir()} == {p.name for p in tiny_model_dir.iterdir()}
 
 
