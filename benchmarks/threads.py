@@ -39,6 +39,13 @@ LAYOUTS = {
     "2x1": (2, 1, "openmp"),
     "1x1": (1, 1, "openmp"),
 }
+# The OpenMP variables of each wait policy (GOMP_SPINCOUNT is always set: TransformersSpec.build
+# leaves the policy alone only when one of the two is).
+WAITS = {
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"},
+    "short": {"GOMP_SPINCOUNT": str(SPIN_ROUNDS)},
+    "openmp": {"GOMP_SPINCOUNT": "300000"},  # libgomp's own default
+}
 QUESTIONS = [f"Write a short story about a {s} in the forest." for s in
              ["cat", "dog", "fox", "owl", "bear", "deer", "wolf", "hare"]]  # fmt: skip
 
@@ -58,11 +65,7 @@ class LayoutSpec:
         # Before torch loads OpenMP in this (spawned) worker; set here, they win over what
         # TransformersSpec.build would set.
         os.environ.pop("OMP_WAIT_POLICY", None)
-        os.environ["GOMP_SPINCOUNT"] = {"short": str(SPIN_ROUNDS), "openmp": "300000"}.get(
-            self.wait, "0"
-        )
-        if self.wait == "passive":
-            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ.update(WAITS[self.wait])
         return self.inner.build(worker_index, progress)
 
     def counter(self, info: Any) -> Any:

@@ -87,12 +87,10 @@ class RowSampler:
             logits[index] -= p.presence_penalty + p.frequency_penalty * counts
         # An extreme penalty overflows float32: keep every logit finite so that one request's
         # values cannot turn its row into NaN (and fail the step of everyone in the batch).
-        return _finite(logits)
-
-
-def _finite(logits: torch.Tensor) -> torch.Tensor:
-    limit = torch.finfo(logits.dtype).max / 2
-    return torch.nan_to_num(logits, nan=-limit, posinf=limit, neginf=-limit).clamp(-limit, limit)
+        limit = torch.finfo(logits.dtype).max / 2
+        return torch.nan_to_num(logits, nan=-limit, posinf=limit, neginf=-limit).clamp(
+            -limit, limit
+        )
 
 
 def _draw(probs: torch.Tensor, generator: torch.Generator) -> int:

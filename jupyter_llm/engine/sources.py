@@ -36,7 +36,6 @@ __all__ = [
     "cache_root",
     "converted",
     "converted_dir",
-    "drop_quantization_config",
     "gguf_file",
     "resolve_model_dir",
 ]
@@ -139,7 +138,7 @@ def converted(gguf: Path, progress: Progress = silent) -> Path:
     ``progress`` as ``converting GGUF``)."""
     target = converted_dir(gguf)
     if (target / "config.json").is_file():
-        drop_quantization_config(target)  # a folder converted before this was done
+        _drop_quantization_config(target)  # a folder converted before this was done
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     progress("converting GGUF", str(target))  # or waiting for the worker that converts it
@@ -160,13 +159,13 @@ def _convert(gguf: Path, target: Path) -> None:
         setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as a module attribute)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        drop_quantization_config(staging)
+        _drop_quantization_config(staging)
         os.replace(staging, target)  # readers see a whole folder or none
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def drop_quantization_config(folder: Path) -> None:
+def _drop_quantization_config(folder: Path) -> None:
     """Take the GGUF ``quantization_config`` out of a converted folder's config.json.
 
     ``save_pretrained`` keeps it, though the tensors it wrote are plain. The file is replaced

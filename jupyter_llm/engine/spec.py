@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,12 +26,12 @@ __all__ = ["SPIN_ROUNDS", "TransformersSpec", "brief_openmp_spin"]
 SPIN_ROUNDS = 10_000
 
 
-def brief_openmp_spin(environ: dict[str, str] | None = None) -> None:
+def brief_openmp_spin(environ: MutableMapping[str, str] | None = None) -> None:
     """Before torch loads OpenMP: idle threads spin ``SPIN_ROUNDS`` rounds, then sleep.
 
     A wait policy or spin count already set (the user's) is left as it is.
     """
-    env = os.environ if environ is None else environ
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
     if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
         env["GOMP_SPINCOUNT"] = str(SPIN_ROUNDS)
 

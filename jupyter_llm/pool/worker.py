@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import multiprocessing.connection
 import multiprocessing.util
 import os
 import queue

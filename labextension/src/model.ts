@@ -75,8 +75,8 @@ export interface IJobRecord {
 
 /**
  * A finished answer's line, as the notebook chat widget writes it: queue wait, time to first
- * token, tokens, tok/s, and the finish reason (or the status and error of a job that did not
- * complete).
+ * token, tokens, tok/s, and the finish reason (or the status of a job that did not complete;
+ * the header shows its error beside the line).
  */
 export function answerMeta(record: IJobRecord): string {
   const parts: string[] = [];
