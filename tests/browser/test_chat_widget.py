@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from ..support import TINY
 from .conftest import FAKE, Lab
 
 # The first test here also waits for the lab fixture (a JupyterLab start, ~70 s on 2 busy
 # cores), which counts against its timeout.
 pytestmark = pytest.mark.timeout(300)
 
-LONG = 1500  # tokens of the tiny model, ignore_eos: a few seconds of streaming
+# 30 s at the fake engine's 100 tokens a second: Stop always lands while it streams. The
+# tiny model's 1,500 tokens can stream in under a second; a CI run once waited in vain for
+# "cancelled" after Stop (the answer had most likely ended first).
+LONG = 3000
 
 
 def notebook(lab: Lab, name: str, *sources: str) -> str:
@@ -94,8 +96,7 @@ def test_type_enter_stream_and_stop(page: Any, lab: Lab) -> None:
     name = notebook(
         lab,
         "chat-stream.ipynb",
-        "from jupyter_llm import ChatWidget\n"
-        f"ChatWidget({TINY!r}, max_tokens={LONG}, ignore_eos=True)",
+        f"from jupyter_llm import ChatWidget\nChatWidget({FAKE!r}, max_tokens={LONG})",
         "import time\ntime.sleep(1)",
     )
     panel, chat = open_and_run_first_cell(page, lab, name)
@@ -131,8 +132,7 @@ def test_streams_and_stops_in_notebook_7(page: Any, lab: Lab) -> None:
     name = notebook(
         lab,
         "chat-nb7.ipynb",
-        "from jupyter_llm import ChatWidget\n"
-        f"ChatWidget({TINY!r}, max_tokens={LONG}, ignore_eos=True)",
+        f"from jupyter_llm import ChatWidget\nChatWidget({FAKE!r}, max_tokens={LONG})",
     )
     _, chat = open_and_run_first_cell(page, lab, name, ui="notebook")
     assert page.locator(".jp-LabShell").count() == 0, "this page is JupyterLab's"
@@ -151,8 +151,7 @@ def test_stop_works_while_the_kernel_is_busy(page: Any, lab: Lab) -> None:
     name = notebook(
         lab,
         "chat-busy.ipynb",
-        "from jupyter_llm import ChatWidget\n"
-        f"ChatWidget({FAKE!r}, max_tokens=3000)",  # 30 s at 100 tokens a second
+        f"from jupyter_llm import ChatWidget\nChatWidget({FAKE!r}, max_tokens={LONG})",
         "import time\ntime.sleep(8)",
     )
     panel, chat = open_and_run_first_cell(page, lab, name)
