@@ -1,16 +1,20 @@
 """A remote engine: any OpenAI-compatible server (vLLM, another jupyter_llm) behind the seam.
 
 It loads nothing and computes nothing, so it needs no worker process nor pipe: it is a
-``LoopEngine``, driven from the pool's own loop (``pool/direct.py``), whose ``add`` and
-``abort`` only schedule work on the engine's private asyncio loop, in a thread of its own.
-There each job is one streaming request (httpx); its chunks go back to the pool's loop, the
-outputs of one burst (an upstream step makes a token for each of its sequences at about the
-same moment) in one ``call_soon_threadsafe``. The upstream streams' reading stays off the
-pool's loop: run there, it doubled the status-poll p99 under 16 streams (benchmarks/remote.py).
-``abort`` cancels the request's task, which closes the upstream connection: vLLM and
-jupyter_llm both cancel a job whose client goes away.
-``max_num_seqs`` is the cap on requests open at once (the pool never admits more; the
-connection pool is sized to match).
+``LoopEngine``, run on the pool's own loop (``pool/direct.py``). Each job is one task there
+streaming one upstream request through ``http1.Client``; ``add`` starts the task, ``abort``
+cancels it, which closes the upstream connection (vLLM and jupyter_llm both cancel a job
+whose client goes away). The outputs of one burst (an upstream step makes a token for each
+of its sequences at about the same moment) go to the pool in one ``emit``.
+
+Why on the pool's loop, measured with benchmarks/remote.py (16 streams, a fake upstream,
+old and new proxies side by side): with httpx in a thread of its own, the proxy cost ~2 ms
+of CPU a request and added ~34 ms to the first token; the lean client in that thread, +16 ms;
+the lean client on the pool's loop, +15 ms and the least CPU (the thread's wake-ups, one a
+request and one a burst, each waited for the GIL). The status poll stays as quick (httpx on
+the loop doubled its p99; the lean client costs a tenth as much).
+``max_num_seqs`` is the cap on requests open at once (the pool never admits more, so the
+client never holds more connections).
 
 The spec's ``probe`` is the health check (``GET models``) that the pool runs off its loop
 to drive the model's state: ``ready``, ``error: unreachable``, ``ready`` again.
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
+import json
 import math
 import os
 import threading
@@ -30,6 +36,7 @@ import httpx
 
 from ..config import ModelConfig
 from ..types import GenerationRequest
+from . import http1
 from .base import Emit, EngineInfo, EngineRequest, StepOutput, TokenCounter
 from .wire import estimate_tokens, parse_chunk, retry_after, upstream_call, upstream_failure
 
@@ -134,46 +141,38 @@ def _probe_client(base_url: str) -> httpx.Client:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, httpx.HTTPError) else f"{type(exc).__name__}: {text}"
+    return (
+        text
+        if isinstance(exc, (httpx.HTTPError, http1.HttpError))
+        else f"{type(exc).__name__}: {text}"
+    )
 
 
 async def _read_to_end(lines: AsyncIterator[str]) -> None:
     """Read what follows ``[DONE]`` (the body's end): a response read to its end gives its
-    connection back to the pool for the next job, one left unread is closed (and the next
-    job pays for a new connection while its first token waits)."""
-    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+    connection back for the next job, one left unread is closed (and the next job pays for a
+    new connection while its first token waits)."""
+    with contextlib.suppress(http1.HttpError, TimeoutError):
         async with asyncio.timeout(_END_TIMEOUT):
             async for _ in lines:
                 pass
 
 
 class RemoteEngine:
-    """See the module docstring. ``add`` and ``abort`` come from the pool's loop; ``emit`` is
-    called there; the requests run on the engine's own loop, in its upstream thread."""
+    """See the module docstring: everything but ``close`` runs on the pool's loop."""
 
     def __init__(self, spec: RemoteSpec, pool_loop: asyncio.AbstractEventLoop, emit: Emit) -> None:
         self._spec = spec
-        self._pool_loop = pool_loop
+        self._loop = pool_loop
         self._emit = emit
         headers = spec.headers()  # raises now, at load, when the key is missing
-        # Blocking (~0.1 s: it loads the CA bundle): build_on_loop runs in a helper thread.
-        self._client = httpx.AsyncClient(
-            base_url=spec.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(spec.request_timeout, connect=_CONNECT_TIMEOUT),
-            limits=httpx.Limits(
-                max_connections=spec.max_num_seqs, max_keepalive_connections=spec.max_num_seqs
-            ),
+        headers["User-Agent"] = f"jupyter_llm/{importlib.metadata.version('jupyter_llm')}"
+        # Blocking for https (it loads the CA bundle): build_on_loop runs in a helper thread.
+        self._client = http1.Client(
+            spec.base_url, headers, timeout=spec.request_timeout, connect_timeout=_CONNECT_TIMEOUT
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"jupyter_llm-{spec.model}-upstream", daemon=True
-        )
-        self._thread.start()
-        self._live: set[str] = set()  # added, not finished nor aborted (the pool loop's)
-        self._tasks: dict[str, asyncio.Task[None]] = {}  # the upstream loop's
-        self._outbox: list[StepOutput] = []  # filled upstream, emptied on the pool loop
-        self._lock = threading.Lock()
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # jobs added, not finished nor aborted
+        self._outbox: list[StepOutput] = []  # this burst's outputs, emitted together
 
     def info(self) -> EngineInfo:
         spec = self._spec
@@ -189,43 +188,24 @@ class RemoteEngine:
         )
 
     def add(self, request: EngineRequest) -> None:
-        self._live.add(request.job_id)
-        self._loop.call_soon_threadsafe(self._start, request.job_id, request.request)
+        job_id = request.job_id
+        self._tasks[job_id] = self._loop.create_task(
+            self._stream(job_id, request.request), name=job_id
+        )
 
     def abort(self, job_id: str) -> None:
-        self._live.discard(job_id)  # what is still on its way for it is dropped
-        self._loop.call_soon_threadsafe(self._cancel, job_id)
-
-    def close(self) -> None:
-        closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
-        with contextlib.suppress(Exception):  # best effort: the connections go with us
-            closing.result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():  # else a stuck callback holds it: leave it be
-            self._loop.close()
-
-    # -- on the pool's loop ----------------------------------------------------------------
-
-    def _deliver(self) -> None:
-        with self._lock:
-            outputs, self._outbox = self._outbox, []
-        live = [out for out in outputs if out.job_id in self._live]
-        for out in live:
-            if out.finish_reason is not None:
-                self._live.discard(out.job_id)
-        if live:
-            self._emit(live)
-
-    # -- on the upstream loop: one task a job ----------------------------------------------
-
-    def _start(self, job_id: str, request: GenerationRequest) -> None:
-        self._tasks[job_id] = self._loop.create_task(self._stream(job_id, request), name=job_id)
-
-    def _cancel(self, job_id: str) -> None:
         task = self._tasks.pop(job_id, None)
         if task is not None:
             task.cancel()  # closes the upstream stream: the upstream cancels its job
+        self._outbox = [out for out in self._outbox if out.job_id != job_id]
+
+    def close(self) -> None:
+        """Blocking, off the loop: cancel every job and hang up (at most ~5 s)."""
+        if self._loop.is_closed():
+            return
+        closing = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+        with contextlib.suppress(Exception):  # best effort: the connections go with us
+            closing.result(timeout=5)
 
     async def _close(self) -> None:
         tasks = list(self._tasks.values())
@@ -236,13 +216,20 @@ class RemoteEngine:
         await self._client.aclose()
 
     def _put(self, output: StepOutput) -> None:
-        """Pass an output on: the outputs of one burst reach the pool's loop in one callback."""
+        """Pass an output on, with the rest of its burst: the streams an upstream step woke
+        all run before the ``_deliver`` that the first of them scheduled."""
+        if output.job_id not in self._tasks:
+            return  # aborted: nothing more is emitted for it
         if output.finish_reason is not None:
-            self._tasks.pop(output.job_id, None)
-        with self._lock:
-            if not self._outbox:
-                self._pool_loop.call_soon_threadsafe(self._deliver)
-            self._outbox.append(output)
+            del self._tasks[output.job_id]
+        if not self._outbox:
+            self._loop.call_soon(self._deliver)
+        self._outbox.append(output)
+
+    def _deliver(self) -> None:
+        outputs, self._outbox = self._outbox, []
+        if outputs:  # an abort may have taken the burst's only outputs
+            self._emit(outputs)
 
     async def _stream(self, job_id: str, request: GenerationRequest) -> None:
         route, body = upstream_call(request, self._spec.remote_model)
@@ -252,14 +239,14 @@ class RemoteEngine:
                     return
         except asyncio.CancelledError:
             raise  # aborted: the pool's handle reports the cancel
-        except httpx.TimeoutException as exc:
+        except http1.ReadTimeout as exc:
             self._fail(
                 job_id,
                 f"the upstream {self._spec.base_url} did not answer within "
-                f"{self._spec.request_timeout:g} s (request_timeout_secs): {_describe(exc)}",
+                f"{self._spec.request_timeout:g} s (request_timeout_secs): {exc}",
                 "JobFailed",
             )
-        except httpx.TransportError as exc:  # refused, reset, closed mid-stream
+        except (http1.ConnectError, http1.Disconnected) as exc:  # refused, reset, cut short
             self._fail(
                 job_id,
                 f"the upstream {self._spec.base_url} is unreachable: {_describe(exc)}",
@@ -270,20 +257,20 @@ class RemoteEngine:
 
     async def _attempt(self, job_id: str, route: str, body: dict[str, object], last: bool) -> bool:
         """One upstream request; False when it should be tried again after Retry-After."""
-        async with self._client.stream("POST", route, json=body) as response:
-            if response.status_code != 200:
-                text = (await response.aread()).decode(errors="replace")
-                wait = retry_after(response.headers.get("Retry-After"), 5.0)
-                if response.status_code in (429, 503) and wait is not None and not last:
+        async with self._client.post(route, json.dumps(body).encode()) as response:
+            if response.status != 200:
+                text = (await response.read()).decode(errors="replace")
+                wait = retry_after(response.headers.get("retry-after"), 5.0)
+                if response.status in (429, 503) and wait is not None and not last:
                     await asyncio.sleep(wait)
                     return False
                 failure = upstream_failure(
-                    response.status_code, text, self._spec.base_url, self._spec.remote_model
+                    response.status, text, self._spec.base_url, self._spec.remote_model
                 )
                 self._fail(job_id, failure.message, failure.error_type)
                 return True
             finish: StepOutput | None = None
-            lines = response.aiter_lines()
+            lines = response.lines()
             async for line in lines:
                 if not line.startswith("data:"):
                     continue
