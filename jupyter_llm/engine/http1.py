@@ -2,7 +2,7 @@
 
 A remote engine's whole job is moving an upstream's stream of chunks on, so the client's cost
 a request and a chunk is the proxy's cost. httpx, measured in the proxy at 16 streams
-(benchmarks/remote.py, fake upstream): ~2.1 ms of CPU a request and ~0.13 ms a chunk, most of
+(benchmarks/remote.py, fake upstream): ~2.1 ms of CPU a request and ~0.13 ms a chunk, much of
 it in its connection pool (each request polls every pooled socket to see whether it expired)
 and its stream layers (anyio, httpcore, h11). This client reads asyncio streams directly:
 the status line and headers with one ``readuntil``, then the body as it is framed (chunked,
@@ -16,8 +16,9 @@ Timeouts: ``connect_timeout`` to open a connection, ``timeout`` for each read (a
 silent for longer fails the request, however long the whole answer takes). A connection goes
 back to the idle list when its answer was read to the end and did not say ``close``; an idle
 connection the upstream closed is dropped, and a request that finds its kept connection
-closed before the first byte of the answer is sent again once, on a new one (the upstream
-never saw it).
+closed before the first byte of the answer is sent again once, on a new one: the upstream
+closed an idle connection as the request went out (its usual race), and an upstream that
+had started on it saw the connection go, which vLLM and jupyter_llm take as a cancel.
 """
 
 from __future__ import annotations
