@@ -12,7 +12,8 @@ One run, side by side, on 127.0.0.1 only:
 3. at 1, 8 and 16 concurrent chat streams (``ignore_eos``: every stream makes ``--tokens``
    tokens): aggregate tok/s and time to first token straight to vLLM and through jupyter_llm,
    the two in turns within each round (so that the load of a busy machine hits both alike),
-   while another process polls ``GET llm/api/status`` of jupyter_llm every 20 ms.
+   while another process polls ``GET llm/api/status`` of jupyter_llm every 20 ms (in both
+   turns, so that its CPU weighs on both alike; its latencies count in the proxied turn).
 Prints one table. Targets (DESIGN.md): throughput through jupyter_llm >= 0.95x direct; time
 to first token <= direct + 10 ms (p50); status-poll p99 <= 10 ms under 16 streams.
 """
@@ -180,16 +181,17 @@ def measure(vllm: Server, proxy: Server, streams: int, tokens: int, rounds: int)
     for index in range(rounds):
         order = [vllm, proxy] if index % 2 == 0 else [vllm, proxy][::-1]
         for server in order:
+            # The poll runs in both turns: its CPU loads the machine alike for both.
+            cpu = cpu_secs(proxy.process.pid)
+            with Poller(proxy) as poller:
+                result = asyncio.run(load(server, streams, tokens))
             if server is proxy:
-                cpu = cpu_secs(proxy.process.pid)
-                with Poller(proxy) as poller:
-                    result = asyncio.run(load(server, streams, tokens))
                 row.proxy_cpu += cpu_secs(proxy.process.pid) - cpu  # its polls included
                 row.proxy_tokens += streams * tokens
                 row.status.extend(poller.latencies)
                 row.proxied.append(result)
             else:
-                row.direct.append(asyncio.run(load(server, streams, tokens)))
+                row.direct.append(result)
     return row
 
 
