@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -83,6 +84,24 @@ def test_a_folder_converted_with_a_gguf_quantization_config_loses_it(
     assert json.loads((target / "config.json").read_text()) == config
     assert (target / "config.json").stat().st_mode & 0o777 == 0o644
     assert {p.name for p in target.iterdir()} == {p.name for p in tiny_model_dir.iterdir()}
+
+
+def test_the_same_gguf_elsewhere_shares_its_conversion_and_other_content_does_not(
+    tmp_path, monkeypatch
+):
+    # A reinstall into a new venv puts the same file at a new path with a new mtime.
+    monkeypatch.setenv("JUPYTER_LLM_CACHE", str(tmp_path / "cache"))
+    content = b"GGUF" + bytes(range(256)) * 12_000  # 3 MB: more than the two MiB sampled
+    first, second = tmp_path / "a" / "m.gguf", tmp_path / "b" / "m.gguf"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    os.utime(second, ns=(1, 1))
+    assert converted_dir(first) == converted_dir(second)
+    changed = tmp_path / "c" / "m.gguf"
+    changed.parent.mkdir()
+    changed.write_bytes(content[:-1] + b"x")  # the same size, its last byte differs
+    assert converted_dir(changed) != converted_dir(first)
 
 
 def test_the_default_gguf_converts_to_plain_tensors(smollm2_dir):
