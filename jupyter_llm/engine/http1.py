@@ -188,12 +188,12 @@ class Client:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{base_url!r} is not an http:// or https:// URL")
+        default_port = 443 if parts.scheme == "https" else 80
         self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._port = parts.port or default_port
         self._prefix = parts.path.rstrip("/")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        default = parts.port is None or parts.port == (443 if parts.scheme == "https" else 80)
-        authority = host if default else f"{host}:{self._port}"
+        authority = host if self._port == default_port else f"{host}:{self._port}"
         self._host_port = f"{host}:{self._port}"
         self._proxy = _proxy_for(parts.scheme, self._host)
         self._proxy_auth: dict[str, str] = {}
@@ -245,7 +245,7 @@ class Client:
                 continue
             try:
                 return connection, await self._exchange(connection, request)
-            except _Stale:  # the upstream closed it while it waited: it never saw this request
+            except _Stale:  # the upstream closed it as the request went out: send it again
                 connection.close()
         connection = await self._connect()
         try:
@@ -255,7 +255,7 @@ class Client:
             raise Disconnected(f"the connection closed before an answer: {exc}") from None
 
     async def _connect(self) -> _Connection:
-        where = f"{self._host}:{self._port}"
+        where = self._host_port
         if self._proxy is not None:
             where += f" through the proxy {self._proxy.hostname}:{self._proxy.port or 80}"
         try:
