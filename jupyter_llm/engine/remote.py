@@ -139,6 +139,16 @@ def _probe_client(base_url: str) -> httpx.Client:
         return client
 
 
+def _user_agent() -> str:
+    """``jupyter_llm/<version>``, read from the installed distribution (importing the
+    package's ``__version__`` from here would be an import cycle); a source tree that is
+    not installed says ``jupyter_llm`` rather than failing to load the model."""
+    try:
+        return f"jupyter_llm/{importlib.metadata.version('jupyter_llm')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "jupyter_llm"
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return (
@@ -166,7 +176,7 @@ class RemoteEngine:
         self._loop = pool_loop
         self._emit = emit
         headers = spec.headers()  # raises now, at load, when the key is missing
-        headers["User-Agent"] = f"jupyter_llm/{importlib.metadata.version('jupyter_llm')}"
+        headers["User-Agent"] = _user_agent()
         # Blocking for https (it loads the CA bundle): build_on_loop runs in a helper thread.
         self._client = http1.Client(
             spec.base_url, headers, timeout=spec.request_timeout, connect_timeout=_CONNECT_TIMEOUT
