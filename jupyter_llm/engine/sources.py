@@ -17,6 +17,7 @@ Conversion runs under a file lock, so two workers starting together convert once
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.util
 import json
@@ -156,7 +157,8 @@ def converted(gguf: Path, progress: Progress = silent) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     progress("converting GGUF", str(target))  # or waiting for the worker that converts it
-    with exclusive(target.with_suffix(".lock")):
+    # Not with_suffix: a stem with a dot ("llama-3.2-1b") would lose what follows it.
+    with exclusive(target.parent / f"{target.name}.lock"):
         if not (target / "config.json").is_file():  # another worker may have finished first
             _convert(gguf, target)
     return target
@@ -165,6 +167,11 @@ def converted(gguf: Path, progress: Progress = silent) -> Path:
 def _convert(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # A conversion killed before its rename left its staging folder; the lock held here
+    # means no other conversion of this file is running, so such folders are leftovers.
+    for leftover in target.parent.glob(glob.escape(target.name) + ".*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

@@ -107,3 +107,23 @@ def test_the_same_gguf_elsewhere_shares_its_conversion_and_other_content_does_no
 def test_the_default_gguf_converts_to_plain_tensors(smollm2_dir):
     config = json.loads((smollm2_dir / "config.json").read_text())
     assert "quantization_config" not in config and config["model_type"] == "llama"
+
+
+def test_a_killed_conversions_staging_folder_is_removed_by_the_next(tmp_path, monkeypatch):
+    # SIGKILL mid-conversion leaves "<name>-<key>.<random>/" (up to ~0.5 GB) behind.
+    monkeypatch.setenv("JUPYTER_LLM_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "model.v2.gguf"
+    gguf.write_bytes(b"GGUF, but not a model")
+    target = converted_dir(gguf)
+    leftover = target.parent / f"{target.name}.k1ll3d"
+    leftover.mkdir(parents=True)
+    (leftover / "model.safetensors").write_bytes(b"half written")
+    other = target.parent / "another-model-0123456789abcdef.k1ll3d"  # not this file's
+    other.mkdir()
+    with pytest.raises(Exception):  # noqa: B017 (what transformers raises for a broken file)
+        converted(gguf)
+    assert not leftover.exists() and other.is_dir() and not target.exists()
+    assert (target.parent / f"{target.name}.lock").is_file()  # the lock is a file, kept
+    assert [p for p in target.parent.iterdir() if p.name.startswith(target.name + ".")] == [
+        target.parent / f"{target.name}.lock"
+    ]
