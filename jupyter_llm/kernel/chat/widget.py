@@ -217,6 +217,10 @@ class ChatWidget(anywidget.AnyWidget):
         }
 
     def _check_idle(self) -> None:
+        if self._current is not None and self._current[1].done:
+            # Ended, but its follower on the background loop has not settled it yet: a
+            # ``send(...).wait()`` then ``send(...)`` in code must not find the chat busy.
+            self._finish(self._current[1])
         if self._current is not None:
             raise RuntimeError("an answer is still streaming: stop it first (chat.stop())")
 

@@ -75,7 +75,10 @@ def test_an_answer_streams_into_one_block_then_lands_in_the_transcript(client: C
     assert chat.busy and chat.job_id == generation.id
     assert roles(chat) == ["user", "assistant"]
     answer = generation.wait(30)
-    assert not chat.busy and chat.live == {} and chat.job_id == ""
+    # The widget's own follower settles the turn on the background loop, just after the end
+    # that wait() saw (CI once read busy still True here).
+    until(lambda: not chat.busy)
+    assert chat.live == {} and chat.job_id == ""
 
     streamed = [paint for paint in live if paint]
     assert len(streamed) >= 3, "the answer did not repaint as it streamed"
@@ -142,6 +145,32 @@ def test_regenerate_edit_and_new_chat(client: Client) -> None:
     assert chat.transcript == [] and chat.messages == []
     with pytest.raises(ValueError, match="no message"):
         chat.regenerate()
+
+
+def test_the_next_message_goes_as_soon_as_wait_returns(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The widget's follower settles an ended answer on the background loop, a moment after
+    # wait() returns; here it comes a second late, as on a busy kernel.
+    from jupyter_llm.kernel.chat import widget
+
+    class LateFollower(widget.LiveAnswer):
+        def _changed(self, generation: Any) -> None:
+            if generation.done:
+                self._loop.call_later(1.0, super()._changed, generation)
+            else:
+                super()._changed(generation)
+
+    monkeypatch.setattr(widget, "LiveAnswer", LateFollower)
+    chat = ChatWidget("fake", client=client, max_tokens=3)
+    first = chat.send("one").wait(30)
+    second = chat.send("two")  # no "still streaming"
+    assert roles(chat) == ["user", "assistant", "user", "assistant"]
+    assert chat.transcript[1]["status"] == "completed"
+    assert chat.messages[1] == {"role": "assistant", "content": first}
+    second.wait(30)
+    until(lambda: not chat.busy, 5.0)
+    assert chat.messages[3] == {"role": "assistant", "content": second.text} and chat.live == {}
 
 
 def test_sending_while_an_answer_streams_is_refused(client: Client) -> None:
