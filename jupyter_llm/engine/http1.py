@@ -203,8 +203,7 @@ class Client:
         if self._proxy is not None and parts.scheme == "http":  # the proxy forwards it
             self._prefix = f"http://{authority}{self._prefix}"
             headers = {**headers, **self._proxy_auth}
-        extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        self._head = f"Host: {authority}\r\n{extra}"
+        self._head = f"Host: {authority}\r\n{_header_lines(headers)}"
         # Blocking (reads the CA bundle): build the client off the server's loop.
         self._ssl = _ssl_context() if parts.scheme == "https" else None
         self._timeout = timeout
@@ -284,8 +283,8 @@ class Client:
         )
         if self._ssl is None:
             return reader, writer
-        extra = "".join(f"{name}: {value}\r\n" for name, value in self._proxy_auth.items())
         target = self._host_port
+        extra = _header_lines(self._proxy_auth)
         writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
         status, _ = _parse_head(head)
@@ -345,6 +344,10 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
     return int(code), headers
+
+
+def _header_lines(headers: dict[str, str]) -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
 
 
 def _length(value: str) -> int:
