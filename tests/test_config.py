@@ -338,6 +338,10 @@ BAD = {
         "parking_lot.pool.thread_stack_size: expected 0 (the platform default) or an integer "
         "of at least 32768 (bytes), got 1024",
     ),
+    "worker_nice out of range": (
+        "parking_lot:\n  pool: {worker_nice: 20}\n" + MODEL,
+        "parking_lot.pool.worker_nice: expected an integer from 0 to 19, got 20",
+    ),
     "unknown backend": (
         model_with("backend: vllm"),
         "models[0].backend: expected one of transformers, openai, fake, got 'vllm'",

@@ -17,6 +17,7 @@ from typing import Any
 from ..config import ModelConfig, gguf_form, load_config, resolve_config_path
 from ..engine.transfer import Transfer, human_bytes
 from ..errors import SourceError
+from ..kernel.reports import precision_text
 
 __all__ = [
     "FileLine",
@@ -166,6 +167,9 @@ def describe_state(model: dict[str, Any]) -> str:
     text = f"{state}, {ready} of {len(workers)} workers ready"
     if model.get("device"):
         text += f", on {model['device']}"
+    precision = precision_text(workers)
+    if precision != "-":
+        text += f" ({precision})"
     loading = model.get("loading")
     if state == "loading" and isinstance(loading, dict) and loading.get("phase"):
         text = f"loading: {loading['phase']}, {float(loading.get('seconds') or 0):.0f} s"

@@ -111,6 +111,7 @@ POOL: Mapping[str, Rule] = {
         "0 (the platform default) or an integer of at least 32768 (bytes)",
         lambda v: is_int(v) and (v == 0 or v >= 32768),
     ),
+    "worker_nice": Rule("an integer from 0 to 19", lambda v: is_int(v) and 0 <= v <= 19),
 }
 LIMITS: Mapping[str, Rule] = {
     "max_units": _or_null(_integer(1), "derived from the model's cache"),

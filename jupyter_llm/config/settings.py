@@ -30,6 +30,7 @@ class PoolSettings:
     worker_threads: int = 1  # engine workers per model; the cores are shared among them
     max_blocking_threads: int = 32
     thread_stack_size: int = 2097152  # bytes; 0: the platform default
+    worker_nice: int = 10  # niceness added to worker processes (0: the server's priority)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,8 @@ class EngineInfo:
     max_model_len: int
     device: str
     tokenizer: str | None = None  # where the server-side token counter finds the tokenizer
+    dtype: str | None = None  # what the model computes in (None: not a local model)
+    matmul: str | None = None  # how its matmuls run: "oneDNN packed", "unpacked", "cuBLAS"
     # Whether the server's token counter is a cheap estimate (no tokenizer: a remote model's
     # byte count), which admission then runs on the loop rather than in a helper thread.
     counts_inline: bool = False

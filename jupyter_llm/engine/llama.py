@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .device import onednn_packs
 from .kvcache import SlotCache
 
 __all__ = ["Llama", "unsupported"]
@@ -60,7 +61,9 @@ class _Layer:
 class Llama(torch.nn.Module):
     """A loaded ``LlamaForCausalLM``'s function, over a ``SlotCache``."""
 
-    def __init__(self, model: Any, max_positions: int) -> None:
+    def __init__(self, model: Any, max_positions: int, packed: bool | None = None) -> None:
+        """``packed``: keep matmul weights in oneDNN's layout (None: where oneDNN packs the
+        model's dtype, ``device.resolve_precision``'s rule)."""
         super().__init__()
         reason = unsupported(model.config)
         if reason is not None:
@@ -76,7 +79,7 @@ class Llama(torch.nn.Module):
         self.embed: torch.Tensor = inner.embed_tokens.weight.detach()
         self.norm: torch.Tensor = inner.norm.weight.detach()
         self.lm_head: torch.Tensor = model.lm_head.weight.detach()
-        pack = _packs(self.embed)
+        pack = _packs(self.embed) if packed is None else packed
         self.layers = [_fused(layer, pack) for layer in inner.layers]
         self.lm_head = _pack(self.lm_head) if pack else self.lm_head
         self.cos, self.sin = _rope_table(inner.rotary_emb, max_positions, self.embed.dtype)
@@ -164,28 +167,22 @@ class Llama(torch.nn.Module):
 
 
 def _packs(weight: torch.Tensor) -> bool:
-    """Whether to keep matmul weights in oneDNN's packed layout (CPU, float32 or bfloat16).
+    """Whether oneDNN's packed layout serves ``weight``'s matmuls here (CPU, float32 or
+    bfloat16 where oneDNN packs it).
 
-    Measured with SmolLM2 on a 2-core AMD EPYC, a decode step of one row: bfloat16 54 ->
-    39 ms, float32 66 -> 54 ms; of 16 rows: bfloat16 79 -> 65 ms, float32 289 -> 210 ms.
     ``F.linear`` goes to MKL for float32 (slow on AMD) and repacks bfloat16 weights at every
     call; packed once, both skip that.
     """
     return (
         weight.device.type == "cpu"
         and weight.dtype in (torch.float32, torch.bfloat16)
-        and torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+        and onednn_packs(weight.dtype)
     )
 
 
 def _pack(weight: torch.Tensor) -> torch.Tensor:
-    """``weight`` in oneDNN's layout for any batch size (no batch-size hint).
-
-    The hint of one row that this had picked a layout that made matmuls of more rows up to
-    twice as slow in float32 (SmolLM2 on a 2-core AMD EPYC, 8 rows: the lm_head 7.3 -> 4.5 ms,
-    gate and up 282 -> 151 us); a decode step of 8 float32 rows went 51-57 -> 39 ms, of 16
-    rows 68-76 -> 51-53 ms, of 16 bfloat16 rows 39 -> 36 ms, and one row was no slower.
-    """
+    """``weight`` in oneDNN's layout for any batch size (no batch-size hint: a hint of one
+    row picks a layout that slows matmuls of several rows)."""
     packed: torch.Tensor = torch.ops.mkldnn._reorder_linear_weight(weight)
     return packed
 

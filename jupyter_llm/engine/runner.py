@@ -25,7 +25,7 @@ from transformers.utils import logging as transformers_logging
 from ..config import ModelConfig
 from .base import EngineInfo, EngineRequest, StepOutput
 from .detok import Detokenizer
-from .device import resolve_device, resolve_dtype
+from .device import Precision, resolve_device, resolve_precision
 from .fast import LlamaPath, layout
 from .generic import GenericPath
 from .llama import Llama, unsupported
@@ -69,7 +69,10 @@ class TransformersEngine:
         self.device = resolve_device(params.device, worker_index)
         model_dir = resolve_model_dir(config, progress)
         progress("loading weights", str(model_dir))
-        dtype = resolve_dtype(params.dtype, self.device)
+        precision = resolve_precision(params.dtype, self.device)
+        if precision.note is not None and worker_index == 0:
+            log.warning("model %s: %s", config.name, precision.note)
+        dtype = precision.dtype
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         model = model.to(self.device).eval()
@@ -89,13 +92,15 @@ class TransformersEngine:
             slots, self.max_model_len = layout(
                 budget, slots, self.max_model_len, fixed, params.block_size
             )
-            llama = Llama(model, self.max_model_len)
+            llama = Llama(model, self.max_model_len, packed=precision.packed)
             self.path = LlamaPath(llama, slots, self.max_model_len, self.pad_id)
             budget = slots * self.max_model_len  # what the cache holds
             del model  # its weights live on in ``llama`` (fused, or shared)
         else:
             log.info("model %s on transformers' forward: %s", config.name, why_generic)
             self.path = GenericPath(model, self.pad_id, self.device)
+            precision = Precision(dtype, packed=False, device_type=self.device.type)
+        self.precision = precision
         self.model: torch.nn.Module = self.path.model  # the module each step calls
         self._info = EngineInfo(
             units=max(1, budget // params.block_size),
@@ -104,6 +109,8 @@ class TransformersEngine:
             max_model_len=self.max_model_len,
             device=str(self.device),
             tokenizer=str(model_dir),
+            dtype=precision.dtype_name,
+            matmul=precision.matmul,
         )
         self.scheduler = Scheduler(slots, _PREFILL_TOKENS)
         # Kept prefixes live beside the running batch: a quarter of the cache's memory more.
@@ -113,7 +120,7 @@ class TransformersEngine:
             "model %s loaded on %s (%s, %s), %d units",
             config.name,
             self.device,
-            dtype,
+            precision.describe(),
             type(self.path).__name__,
             self._info.units,
         )

@@ -10,7 +10,14 @@ from typing import Any
 
 from ..types import JobRecord
 
-__all__ = ["jobs_report", "loading_text", "models_report", "status_report", "table"]
+__all__ = [
+    "jobs_report",
+    "loading_text",
+    "models_report",
+    "precision_text",
+    "status_report",
+    "table",
+]
 
 _PREVIEW = 48  # characters of a job's text shown in %llm jobs
 
@@ -54,11 +61,24 @@ def models_report(models: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 state,
                 str(model.get("backend")),
                 str(model.get("device") or "-"),
+                precision_text(workers),
                 f"{ready}/{len(workers)}",
                 str(model.get("total_units", "-")),
             ]
         )
-    return table(["model", "state", "backend", "device", "workers", "units"], rows)
+    headers = ["model", "state", "backend", "device", "precision", "workers", "units"]
+    return table(headers, rows)
+
+
+def precision_text(workers: Sequence[dict[str, Any]]) -> str:
+    """The ready workers' dtype and matmul path (``bfloat16, oneDNN packed``), each distinct
+    one once; ``-`` where none reports one (a remote model, or none ready yet)."""
+    seen: list[str] = []
+    for worker in workers:
+        parts = [str(worker[key]) for key in ("dtype", "matmul") if worker.get(key)]
+        if parts and ", ".join(parts) not in seen:
+            seen.append(", ".join(parts))
+    return "; ".join(seen) or "-"
 
 
 def loading_text(loading: dict[str, Any]) -> str:

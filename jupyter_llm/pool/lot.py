@@ -101,6 +101,7 @@ class ModelLot:
             executor=self._executor,
             stack_size=self._stack_size,
             events=self,
+            nice=self.config.parking_lot.pool.worker_nice,
         )
         self._crew.start()
 

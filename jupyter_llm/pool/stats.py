@@ -60,6 +60,8 @@ class WorkerInfo:
     state: str  # starting | ready | failed | restarting
     loading: LoadingInfo | None = None  # while it starts
     load_secs: float | None = None  # how long it took to become ready
+    dtype: str | None = None  # once ready, a local model's: what it computes in
+    matmul: str | None = None  # and how its matmuls run ("oneDNN packed", "unpacked", ...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,7 @@ class Supervisor:
         executor: Executor,
         stack_size: int,
         events: WorkerEvents,
+        nice: int = 0,
     ) -> None:
         self._spec = spec
         self._count = count
@@ -99,6 +100,7 @@ class Supervisor:
         self._loop = loop
         self._executor = executor
         self._stack_size = stack_size
+        self._nice = nice
         self._events = events
         self._handles: dict[int, Handle] = {}
         self._states: dict[int, str] = {}  # starting | ready | failed | restarting
@@ -106,6 +108,7 @@ class Supervisor:
         self._restarts: dict[int, asyncio.TimerHandle] = {}
         self._loads: dict[int, _Load] = {}  # workers loading now
         self._load_secs: dict[int, float] = {}  # how long each took to become ready
+        self._precision: dict[int, tuple[str | None, str | None]] = {}  # dtype, matmul
         self._closing = False
 
     def start(self) -> None:
@@ -142,6 +145,7 @@ class Supervisor:
                 self._states.get(i, "starting"),
                 self._loads[i].info(now) if i in self._loads else None,
                 self._load_secs.get(i),
+                *self._precision.get(i, (None, None)),
             )
             for i, h in sorted(self._handles.items())
         )
@@ -164,6 +168,7 @@ class Supervisor:
                 self._on_messages,
                 self._on_exit,
                 self._stack_size,
+                self._nice,
             )
         self._handles[index] = handle
         self._states[index] = "starting"
@@ -234,12 +239,13 @@ class Supervisor:
         load = self._loads.pop(index, None)
         seconds = 0.0 if load is None else time.monotonic() - load.started
         self._load_secs[index] = round(seconds, 1)
+        self._precision[index] = (info.dtype, info.matmul)
         log.info(
             "model %s: worker %d ready after %.1f s (%s, %d units of %d tokens)",
             self._spec.model,
             index,
             seconds,
-            info.device,
+            ", ".join(filter(None, (info.device, info.dtype, info.matmul))),
             info.units,
             info.block_size,
         )

@@ -41,7 +41,6 @@ log = logging.getLogger("jupyter_llm.pool")
 WorkerKind = Literal["process", "thread"]
 WireMessage = tuple[Any, ...]  # one message between the pool and a worker (a command or a reply)
 
-_NICENESS = 10
 _BURST_POLICY = Burst()
 _BURST = 256  # outputs folded into one loop callback at most: bounds the loop's time in it
 
@@ -99,13 +98,15 @@ def _size(message: WireMessage) -> int:
     return len(message[1]) if message[0] == "out" else 1
 
 
-def _process_main(conn: Connection, spec: EngineSpec, index: int) -> None:
-    """A spawned worker's entry point: runs at a lower priority, ends without teardown."""
-    # Model work yields the CPU to the server: when cores are short, the server's loop
-    # (streaming, status, the UI) must win. Measured on 2 cores: status-poll p99 41.6 ms
-    # with workers at the server's priority, 10.6 ms at +10, with equal throughput.
-    with contextlib.suppress(OSError):
-        os.nice(_NICENESS)
+def _process_main(conn: Connection, spec: EngineSpec, index: int, nice: int) -> None:
+    """A spawned worker's entry point: runs at ``nice`` (``parking_lot.pool.worker_nice``),
+    ends without teardown."""
+    # A positive niceness makes model work yield the CPU to the server when cores are short,
+    # so the server's loop (streaming, status, the UI) wins; it also yields to every other
+    # busy program on the machine, which is why it is a setting.
+    if nice:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     # Stopped while it loads (it cannot read "stop" then), the worker is terminated.
     signal.signal(signal.SIGTERM, lambda signum, frame: _end(128 + signum))
     worker_main(conn, spec, index)
@@ -174,6 +175,7 @@ class WorkerHandle:
         on_messages: Callable[[WorkerHandle, list[WireMessage]], None],
         on_exit: Callable[[WorkerHandle], None],
         stack_size: int = 0,
+        nice: int = 0,
     ) -> None:
         self.spec = spec
         self.index = index
@@ -184,6 +186,7 @@ class WorkerHandle:
         self._on_messages = on_messages
         self._on_exit = on_exit
         self._stack_size = stack_size
+        self._nice = nice
         self._outbox: queue.SimpleQueue[WireMessage | None] = queue.SimpleQueue()
         self._conn: Connection | None = None
         self._process: Any = None  # multiprocessing.Process under the spawn context
@@ -211,7 +214,7 @@ class WorkerHandle:
         if self.kind == "process":
             self._process = context.Process(
                 target=_process_main,
-                args=(child, self.spec, self.index),
+                args=(child, self.spec, self.index, self._nice),
                 name=self.name,
                 daemon=True,
             )

@@ -9,6 +9,7 @@ import torch
 
 from jupyter_llm.config import parse_config
 from jupyter_llm.engine.base import EngineRequest
+from jupyter_llm.engine.device import onednn_packs
 from jupyter_llm.engine.spec import TransformersSpec
 from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 
@@ -245,8 +246,14 @@ def test_a_real_cuda_out_of_memory_fails_the_step_not_the_worker(tiny_model_dir)
 
 
 def test_bfloat16_runs_the_same_paths(tiny_model_dir, path):
+    """bfloat16 loads on every CPU: where oneDNN cannot pack it (AVX2 only), in float32."""
     engine = engine_for(tiny_model_dir, dtype="bfloat16")
-    assert engine.model.dtype == torch.bfloat16
+    native = onednn_packs(torch.bfloat16)
+    assert engine.model.dtype == (torch.bfloat16 if native else torch.float32)
+    info = engine.info()
+    assert info.dtype == ("bfloat16" if native else "float32")
+    fast = path.__name__ == "LlamaPath" and onednn_packs(torch.float32)
+    assert info.matmul == ("oneDNN packed" if fast else "unpacked")
     requests = {f"job{i}": greedy(p, 12, ignore_eos=True) for i, p in enumerate(PROMPTS[:4])}
     tokens, _, finish = run(engine, requests, join_every=1)
     assert all(len(tokens[job]) == 12 and finish[job] == "length" for job in requests)

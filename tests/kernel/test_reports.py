@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jupyter_llm.kernel.reports import loading_text, models_report
+from jupyter_llm.kernel.reports import loading_text, models_report, precision_text
 
 
 def test_a_phase_reads_with_its_seconds_and_numbers() -> None:
@@ -35,3 +35,23 @@ def test_the_models_table_says_what_a_loading_model_does() -> None:
     text = models_report(models)["text/plain"]
     assert "loading: converting GGUF, 12 s (/cache/smollm2)" in text
     assert "0/1" in text
+
+
+def test_the_models_table_shows_each_workers_precision() -> None:
+    packed = {"state": "ready", "dtype": "bfloat16", "matmul": "oneDNN packed"}
+    plain = {"state": "ready", "dtype": "float32", "matmul": "unpacked"}
+    assert precision_text([packed, packed]) == "bfloat16, oneDNN packed"
+    assert precision_text([packed, plain]) == "bfloat16, oneDNN packed; float32, unpacked"
+    assert precision_text([{"state": "ready"}]) == "-"  # a remote model computes nothing here
+    models = [{"name": "a", "state": "ready", "backend": "transformers", "workers": [packed]}]
+    header, row = models_report(models)["text/plain"].splitlines()
+    assert header.split() == [
+        "model",
+        "state",
+        "backend",
+        "device",
+        "precision",
+        "workers",
+        "units",
+    ]
+    assert "bfloat16, oneDNN packed  1/1" in row

@@ -193,3 +193,13 @@ def test_a_worker_woken_from_idle_waits_for_the_rest_of_a_burst() -> None:
     ours.send(("stop",))
     worker.join(10)
     assert Burst().gap_secs in conn.polls, conn.polls
+
+
+@pytest.mark.parametrize("nice", [0, 10])
+async def test_worker_processes_run_at_the_configured_niceness(make_pool, nice):
+    pool = await make_pool(make_config(pool={"worker_nice": nice}), worker_kind="process")
+    await until(lambda: len(worker_pids(pool)) == 1)
+    (pid,) = worker_pids(pool)
+    await until(
+        lambda: os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + nice
+    )

@@ -262,6 +262,8 @@ def test_the_real_engine_streams_what_it_answers(tmp_path: Path, tiny_model_dir:
             )
             assert long.choices[0].finish_reason == "length"
             assert long.usage is not None and long.usage.completion_tokens == 5
+        workers = client.get("llm/api/models").json()["models"][0]["workers"]
+        assert [(w["dtype"], w["matmul"]) for w in workers] == [("float32", "oneDNN packed")]
         pids = worker_pids(client)
     assert "torch imported: False" in output[0], output[0][-3000:]
     assert pids and not any(alive(pid) for pid in pids)
