@@ -37,7 +37,7 @@ from .job import Job
 from .lot import ModelLot
 from .mailbox import Mailbox, open_mailbox
 from .observer import PoolObserver
-from .stats import ModelInfo, ModelStats, PoolStats
+from .stats import LoadingInfo, ModelInfo, ModelStats, PoolStats
 from .threads import Helpers
 from .worker import WorkerKind
 
@@ -283,7 +283,12 @@ class Pool:
         return PoolStats(total, per_model)
 
     def models(self) -> list[ModelInfo]:
-        return [lot.describe() for lot in self._lots.values()]
+        """Every configured model, from the start: one whose lot is not built yet (the pool
+        is still opening its mailbox) is ``loading``, phase ``starting``."""
+        return [
+            self._lots[m.name].describe() if m.name in self._lots else _starting(m)
+            for m in self.config.models
+        ]
 
     @property
     def busy(self) -> bool:
@@ -328,3 +333,18 @@ class Pool:
 
 def _last_index(job: Job | None) -> int:
     return -1 if job is None or not job.status.terminal else job.event_count - 1
+
+
+def _starting(model: ModelConfig) -> ModelInfo:
+    return ModelInfo(
+        name=model.name,
+        backend=model.backend,
+        state="loading",
+        error=None,
+        device=None,
+        workers=(),
+        total_units=0,
+        block_size=model.params.block_size,
+        max_num_seqs=model.params.max_num_seqs,
+        loading=LoadingInfo("starting", 0.0),
+    )

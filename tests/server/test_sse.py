@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
@@ -64,13 +65,26 @@ async def test_each_event_is_flushed_as_it_happens(llm: LLMServer, kind: str) ->
     assert llm.pool.stats().total.running >= 1  # the jobs are far from done
 
 
+@pytest.mark.llm_config(single={"backend": "fake", "params": {"max_num_seqs": 1}})
 async def test_a_queued_job_stream_gets_keep_alive_comments(llm: LLMServer) -> None:
-    busy = await llm.submit(model="tight", prompt="busy", max_tokens=20)  # 0.2 s
-    waiting = await llm.submit(model="tight", prompt="next", max_tokens=1)
-    events = await llm.events("GET", f"llm/api/jobs/{waiting['id']}/events")
-    assert "keep-alive" in events[0].comments  # keepalive_secs is 0.1 in these tests
-    assert events[-1].json()["status"] == "completed"
-    assert (await llm.job(busy["id"]))["status"] == "completed"
+    """The busy job runs until the waiting stream has had a keep-alive (30 s of tokens
+    otherwise), so the comment is due however slowly the stream opens."""
+    busy = await llm.submit(model="single", prompt="busy", max_tokens=3000, ignore_eos=True)
+    waiting = await llm.submit(model="single", prompt="next", max_tokens=1)
+    comments: list[str] = []
+    async with llm.stream("GET", f"llm/api/jobs/{waiting['id']}/events") as (response, _):
+        lines = response.aiter_lines()
+        async for line in lines:
+            if line.startswith(":"):
+                comments.append(line[1:].strip())
+                if comments[-1] == "keep-alive":
+                    break
+        assert (await llm.request("DELETE", f"llm/api/jobs/{busy['id']}")).status_code == 200
+        rest = [line async for line in lines]
+    assert comments[-1] == "keep-alive"  # keepalive_secs is 0.1 in these tests
+    last = json.loads(next(line for line in reversed(rest) if line.startswith("data:"))[5:])
+    assert last["status"] == "completed"
+    assert (await llm.job(busy["id"]))["status"] == "cancelled"
 
 
 async def test_an_openai_stream_waiting_in_the_queue_gets_keep_alive_comments(
