@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import httpx
 import openai
 import yaml
-from common import free_port, percentile
+from common import cpu_description, free_port, percentile
 
 from jupyter_llm.config import DEFAULT_CONFIG, load_config
 from jupyter_llm.engine.base import EngineRequest
@@ -567,7 +567,7 @@ def main() -> None:
         "smollm2": "SmolLM2-135M-Instruct",
     }[what.kind]
     print(
-        f"\nmodel {model}; {tokens} tokens a stream, {args.rounds} rounds; {os.cpu_count()} cores"
+        f"\nmodel {model}; {tokens} tokens a stream, {args.rounds} rounds; CPU: {cpu_description()}"
     )
     width = max(len(r.name) for r in rows)
     value_width = max(len(r.value) for r in rows)

@@ -1,7 +1,11 @@
 """Engine speed against vLLM, one run: raw ``generate``, vLLM and jupyter_llm, side by side.
 
-    python benchmarks/versus_vllm.py [--vllm-venv DIR] [--dtypes float32,bfloat16]
+    python benchmarks/versus_vllm.py [--vllm-venv DIR] [--dtypes native|float32,bfloat16]
                                      [--tokens 64] [--rounds 1] [--no-raw] [--no-chat]
+
+``--dtypes native`` (the default) runs the dtypes this CPU computes natively: float32, and
+bfloat16 where ``dtype: auto`` picks it. The table names the CPU and what each side ran
+(jupyter_llm's dtype and matmul path as its workers report them).
 
 SmolLM2-135M, the same 8 chat prompts, ``--tokens`` tokens each (``ignore_eos`` /
 ``min_new_tokens``), on 127.0.0.1 only. For each dtype, in turn (never two loads at once):
@@ -34,7 +38,7 @@ from pathlib import Path
 import httpx
 import yaml
 from chat import chat
-from common import percentile
+from common import cpu_description, percentile
 from engine import SUBJECTS, Raw, chat_prompts, model_config
 from remote import VENV_ENV, start_vllm
 from server import MODEL, Server, httpx_stream, start_jupyter
@@ -146,9 +150,28 @@ def measure_ours(dtype: str, tokens: int, rounds: int, tmp: Path) -> Result:
     folder.mkdir()
     server = start_jupyter(jupyter_config(dtype, tmp), folder)
     try:
-        return asyncio.run(measure_server(server, f"jupyter_llm, {dtype}", tokens, rounds))
+        name = f"jupyter_llm, {dtype} asked, ran {worker_precision(server)}"
+        return asyncio.run(measure_server(server, name, tokens, rounds))
     finally:
         server.stop()
+
+
+def worker_precision(server: Server) -> str:
+    """What the served model's workers compute in (``float32, oneDNN packed``)."""
+    url = f"http://127.0.0.1:{server.port}{server.probe.removesuffix('status')}models"
+    models = httpx.get(url, headers=server.headers, timeout=30).json()["models"]
+    workers = [w for m in models for w in m["workers"] if w.get("dtype")]
+    return "; ".join(sorted({f"{w['dtype']}, {w['matmul']}" for w in workers})) or "unknown"
+
+
+def native_dtypes() -> list[str]:
+    """float32, and bfloat16 where this CPU computes it natively (``dtype: auto``'s rule)."""
+    import torch
+
+    from jupyter_llm.engine.device import resolve_dtype
+
+    native = resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    return ["float32", "bfloat16"] if native else ["float32"]
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -220,16 +243,18 @@ def main() -> None:
     parser.add_argument(
         "--vllm-venv", type=Path, default=Path(default_venv) if default_venv else None
     )
-    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--dtypes", default="native")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-raw", action="store_true")
     parser.add_argument("--no-chat", action="store_true")
     args = parser.parse_args()
+    dtypes = native_dtypes() if args.dtypes == "native" else args.dtypes.split(",")
+    print(f"CPU: {cpu_description()}; dtypes: {', '.join(dtypes)}", flush=True)
     groups: list[tuple[Result, Result, Result | None]] = []
     with tempfile.TemporaryDirectory(prefix="jupyter_llm-versus-") as folder:
         tmp = Path(folder)
-        for dtype in args.dtypes.split(","):
+        for dtype in dtypes:
             raw = None if args.no_raw else measure_raw(dtype, args.tokens, tmp)
             vllm = measure_vllm(args.vllm_venv, dtype, args.tokens, args.rounds, tmp)
             ours = measure_ours(dtype, args.tokens, args.rounds, tmp)
@@ -237,12 +262,12 @@ def main() -> None:
             print(f"{dtype} measured", flush=True)
     print(
         f"\nSmolLM2-135M, {len(SUBJECTS)} chat prompts, {args.tokens} tokens each, tok/s, "
-        f"{os.cpu_count()} cores, {args.rounds} round(s)"
+        f"{args.rounds} round(s); CPU: {cpu_description()}"
     )
     print("\n".join(table(groups)))
     print("\n".join(verdicts(groups)))
     if not args.no_chat:
-        print("\n".join(chat_turns(args.dtypes.split(",")[-1], args.tokens)))
+        print("\n".join(chat_turns(dtypes[-1], args.tokens)))
 
 
 if __name__ == "__main__":
