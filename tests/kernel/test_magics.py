@@ -215,7 +215,8 @@ def test_cancel_by_id_prefix(kernel: KernelDriver, server: Server) -> None:
 
 def test_line_magic_reports(kernel: KernelDriver, server: Server) -> None:
     models = kernel.ok("%llm models").displays[0].content["data"]["text/plain"]
-    assert re.search(r"^tiny\s+ready\s+transformers\s+cpu\s+1/1", models, re.MULTILINE)
+    tiny = r"^tiny\s+ready\s+transformers\s+cpu\s+float32, oneDNN packed\s+1/1"
+    assert re.search(tiny, models, re.MULTILINE), models
     assert re.search(r"^fake\s+ready\s+fake", models, re.MULTILINE)
 
     status = kernel.ok("%llm status").displays[0].content["data"]["text/plain"]
