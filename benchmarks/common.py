@@ -2,7 +2,7 @@
 tests use it) a free loopback port.
 
 Imported before torch by every benchmark, it also makes idle OpenMP threads sleep after a
-brief spin, as a pool worker's do (engine/spec.py), in the benchmark's own process and in the
+brief spin, as a pool worker's do (engine/local/spec.py), in the benchmark's own process and in the
 servers it starts: with OpenMP's long default spin, raw ``generate`` measured in a
 benchmark's own process ran 5x slower than the same model in a worker whenever anything
 else wanted the cores (12.9 against 2.4 tok/s, SmolLM2 float32, on a busy 2-core machine).
@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from jupyter_llm.engine.spec import brief_openmp_spin
+from jupyter_llm.engine.local.spec import brief_openmp_spin
 from jupyter_llm.testing import free_port  # the one copy, shared with the tests
 
 brief_openmp_spin()

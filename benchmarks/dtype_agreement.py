@@ -33,10 +33,10 @@ PROMPTS = [
 
 def model_dir(name: str, tmp: Path) -> Path:
     if name == "tiny":
-        from jupyter_llm.engine.tiny import build_tiny_llama
+        from jupyter_llm.engine.local.tiny import build_tiny_llama
 
         return build_tiny_llama(tmp / "tiny")
-    from jupyter_llm.engine.sources import resolve_model_dir
+    from jupyter_llm.sources.resolve import resolve_model_dir
 
     return resolve_model_dir(load_config(DEFAULT_CONFIG).model("smollm2"))
 

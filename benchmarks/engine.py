@@ -12,7 +12,7 @@ freed so the pool's worker has the cores):
    running to its longest request) against the pool.
 Every request generates exactly its max_tokens (``min_new_tokens`` / ``ignore_eos``), so
 both sides do the same work. ``--compare`` runs the pool a second time on transformers' own
-forward (the path every model took before engine/llama.py), for a side-by-side ratio. Prints
+forward (the path every model took before engine/local/llama.py), for a side-by-side ratio. Prints
 one table of figures and ratios.
 """
 
@@ -32,8 +32,8 @@ from typing import Any
 from common import percentile
 
 from jupyter_llm.config import DEFAULT_CONFIG, ModelConfig, load_config, parse_config
-from jupyter_llm.engine.runner import GENERIC_ENV
-from jupyter_llm.engine.spec import TransformersSpec
+from jupyter_llm.engine.local.engine import GENERIC_ENV
+from jupyter_llm.engine.local.spec import TransformersSpec
 from jupyter_llm.pool import Pool
 from jupyter_llm.types import GenerationRequest, SamplingParams
 
@@ -68,7 +68,7 @@ def model_config(
         base = load_config(DEFAULT_CONFIG).model("smollm2")
         source: dict[str, Any] = {"gguf": base.source.value if base.source else ""}
     else:
-        from jupyter_llm.engine.tiny import build_tiny_llama
+        from jupyter_llm.engine.local.tiny import build_tiny_llama
 
         source = {"local_path": str(build_tiny_llama(tmp / "tiny"))}
     data = {
@@ -92,9 +92,9 @@ class Raw:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from jupyter_llm.engine.device import resolve_dtype
+        from jupyter_llm.engine.local.device import resolve_dtype
         from jupyter_llm.engine.prompt import load_tokenizer
-        from jupyter_llm.engine.sources import resolve_model_dir
+        from jupyter_llm.sources.resolve import resolve_model_dir
 
         # The same torch threads as a pool worker gets, so both sides run the same kernels.
         torch.set_num_threads(TransformersSpec.for_model(config).threads)

@@ -89,7 +89,7 @@ QUICK = Sizes(120, 30.0)
 
 
 def write_config(folder: Path) -> Path:
-    from jupyter_llm.engine.tiny import build_tiny_llama
+    from jupyter_llm.engine.local.tiny import build_tiny_llama
 
     tiny = build_tiny_llama(folder / "tiny-llama")
     config = {

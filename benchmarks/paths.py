@@ -24,8 +24,8 @@ from engine import chat_prompts, model_config
 
 from jupyter_llm.config import ModelConfig
 from jupyter_llm.engine.base import EngineRequest
-from jupyter_llm.engine.runner import GENERIC_ENV, TransformersEngine
-from jupyter_llm.engine.spec import TransformersSpec, brief_openmp_spin
+from jupyter_llm.engine.local.engine import GENERIC_ENV, TransformersEngine
+from jupyter_llm.engine.local.spec import TransformersSpec, brief_openmp_spin
 from jupyter_llm.types import GenerationRequest, SamplingParams
 
 LEVELS = (1, 8, 16)

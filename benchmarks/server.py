@@ -109,10 +109,10 @@ class Subject:
 def subject(kind: str, tmp: Path) -> Subject:
     if kind == "fake":
         return Subject(kind, {"backend": "fake"}, None)
-    from jupyter_llm.engine.sources import resolve_model_dir
+    from jupyter_llm.sources.resolve import resolve_model_dir
 
     if kind == "tiny":
-        from jupyter_llm.engine.tiny import build_tiny_llama
+        from jupyter_llm.engine.local.tiny import build_tiny_llama
 
         folder = build_tiny_llama(tmp / "tiny")
         return Subject(kind, {"local_path": str(folder)}, folder)

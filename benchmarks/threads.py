@@ -27,8 +27,8 @@ from typing import Any
 from engine import model_config
 
 from jupyter_llm.config import ModelConfig, parse_config
-from jupyter_llm.engine.progress import Progress, silent
-from jupyter_llm.engine.spec import SPIN_ROUNDS, TransformersSpec
+from jupyter_llm.engine.loading import Progress, silent
+from jupyter_llm.engine.local.spec import SPIN_ROUNDS, TransformersSpec
 from jupyter_llm.pool import Pool
 from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 

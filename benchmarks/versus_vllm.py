@@ -168,7 +168,7 @@ def native_dtypes() -> list[str]:
     """float32, and bfloat16 where this CPU computes it natively (``dtype: auto``'s rule)."""
     import torch
 
-    from jupyter_llm.engine.device import resolve_dtype
+    from jupyter_llm.engine.local.device import resolve_dtype
 
     native = resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
     return ["float32", "bfloat16"] if native else ["float32"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-# Idle OpenMP threads sleep in the test process too, as in a pool worker (engine/spec.py),
+# Idle OpenMP threads sleep in the test process too, as in a pool worker (engine/local/spec.py),
 # before anything imports torch: the tests that run a model here (reference generate, the
 # engine tests) ran 4-5x slower with spinning threads whenever another process wanted the
 # cores, and the SmolLM2 equality test passed its timeout.
@@ -29,7 +29,7 @@ PoolFactory = Callable[..., Awaitable[Pool]]
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Llama (a real transformers model, built offline in about a second),
     built once for the whole session and shared by the engine, server and kernel tests."""
-    from jupyter_llm.engine.tiny import build_tiny_llama
+    from jupyter_llm.engine.local.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, gguf_form, load_config, resolve_config_path
-from ..engine.transfer import Transfer, human_bytes
 from ..errors import SourceError
 from ..kernel.reports import precision_text
+from ..sources.transfer import Transfer, human_bytes
 
 __all__ = [
     "FileLine",
@@ -66,7 +66,7 @@ def file_lines(model: ModelConfig) -> list[FileLine]:
     source = model.source
     if model.backend != "transformers" or source is None:
         return [FileLine("files: none (nothing is loaded locally)")]
-    from ..engine import hub
+    from ..sources import hub
 
     if source.kind == "local_path":
         folder = Path(source.value)
@@ -87,13 +87,13 @@ def file_lines(model: ModelConfig) -> list[FileLine]:
             return [_not_downloaded("gguf", source.download)]
         gguf = cached
     else:
-        from ..engine.sources import gguf_file
+        from ..sources.resolve import gguf_file
 
         try:
             gguf = gguf_file(source)
         except SourceError as e:
             return [FileLine(f"gguf: {e}", fault=True)]
-    from ..engine.sources import converted_dir
+    from ..sources.resolve import converted_dir
 
     lines = [FileLine(f"gguf: {gguf} ({human_bytes(gguf.stat().st_size)})")]
     target = converted_dir(gguf)
@@ -105,7 +105,7 @@ def file_lines(model: ModelConfig) -> list[FileLine]:
 
 
 def _not_downloaded(what: str, download: bool) -> FileLine:
-    from ..engine.hub import offline
+    from ..sources.hub import offline
 
     if not download:
         return FileLine(f"{what}: not downloaded, and download: false (jupyter llm pull)", True)

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from ..engine.transfer import Transfer
+from ..sources.transfer import Transfer
 
 __all__ = ["ProgressBar"]
 

@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from ..config import ModelSource, gguf_form, load_config, resolve_config_path
-from ..engine.transfer import human_bytes
 from ..errors import SourceError
+from ..sources.transfer import human_bytes
 from .inventory import disk_size
 from .progress import ProgressBar
 
@@ -27,7 +27,7 @@ def pull(name: str, config_file: str | None, revision: str | None) -> int:
     source = _source_of(name, config_file, revision)
     if source is None:
         return 0
-    from ..engine import hub
+    from ..sources import hub
 
     on_hub = source.kind == "hf_id" or gguf_form(source.value) == "hub"
     if on_hub:
@@ -40,7 +40,7 @@ def pull(name: str, config_file: str | None, revision: str | None) -> int:
             hub.pull_file(repo_id, filename, source.revision, on_progress=bar)
         finally:
             bar.close()
-    from ..engine.sources import converted, converted_dir, gguf_file
+    from ..sources.resolve import converted, converted_dir, gguf_file
 
     gguf = gguf_file(source)
     if not (converted_dir(gguf) / "config.json").is_file():
@@ -65,7 +65,7 @@ def _source_of(name: str, config_file: str | None, revision: str | None) -> Mode
             print(f"{name}: nothing to pull (the {model.backend} backend loads no files)")
             return None
         if source.kind == "local_path":
-            from ..engine.hub import is_complete
+            from ..sources.hub import is_complete
 
             if not is_complete(Path(source.value)):
                 raise SourceError(

@@ -1,5 +1,14 @@
-"""Model execution. Only this package imports torch or transformers, and only inside
-``EngineSpec.build`` (which runs in a worker process), never at import time."""
+"""Model execution, behind one seam (``base.py``: specs, engines, outputs).
+
+* this package: the seam, the fake engine that tests and benchmarks drive, and the torch-free
+  batching core (``scheduler.py``, ``sequence.py``, ``detok.py``, ``prompt.py``);
+* ``local/``: the worker-side model code; the only code that imports torch or transformers,
+  and only inside ``EngineSpec.build`` (in a worker process), never at import time;
+* ``remote/``: the proxy to another OpenAI-compatible server.
+
+``spec_for`` imports the engine a model needs when it is asked for one, so importing this
+package brings neither torch nor the remote engine's HTTP client.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +17,12 @@ from ..errors import ModelNotReady
 from .base import AnySpec, Engine, EngineSpec, TokenCounter
 from .fake import FakeSpec
 from .placement import worker_devices
-from .remote import RemoteSpec
-from .spec import TransformersSpec
 
 __all__ = [
+    "AnySpec",
     "Engine",
     "EngineSpec",
-    "FakeSpec",
-    "RemoteSpec",
     "TokenCounter",
-    "TransformersSpec",
     "spec_for",
     "worker_devices",
 ]
@@ -40,8 +45,12 @@ def spec_for(model: ModelConfig) -> AnySpec:
             step_delay=0.01,
         )
     if model.backend == "transformers":
+        from .local.spec import TransformersSpec
+
         return TransformersSpec.for_model(model)
     if model.backend == "openai":
+        from .remote.engine import RemoteSpec
+
         return RemoteSpec.for_model(model)
     raise ModelNotReady(
         model.name, f"the {model.backend!r} backend is not available in this version of jupyter_llm"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..types import GenerationRequest, Logprob, Usage
-from .progress import Progress
+from .loading import Progress
 
 __all__ = [
     "AnySpec",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..types import GenerationRequest
 from .base import EngineInfo, EngineRequest, StepOutput, TokenCounter
-from .progress import Progress, silent
+from .loading import Progress, silent
 from .scheduler import Scheduler
 from .sequence import Sequence
 

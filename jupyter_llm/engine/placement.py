@@ -1,7 +1,7 @@
 """Where a model's workers go: how many there are, and on which device.
 
 * A list of devices (``device: [cuda:0, cuda:1]``) places one worker on each device: worker
-  ``i`` loads on ``device[i]`` (``resolve_device`` in engine/device.py reads it by worker
+  ``i`` loads on ``device[i]`` (``resolve_device`` in engine/local/device.py reads it by worker
   index), and ``worker_threads`` does not apply.
 * Any other device runs ``worker_threads`` workers there (``cuda`` spreads them over the GPUs).
 * A remote model (``backend: openai``) has one worker: it only moves bytes between the pool

@@ -40,7 +40,7 @@ class PoolStats:
 
 @dataclass(frozen=True, slots=True)
 class LoadingInfo:
-    """Where a load stands: the phase a worker reported (``engine/progress.py``), the
+    """Where a load stands: the phase a worker reported (``engine/loading.py``), the
     seconds since the load began, and the phase's numbers when it counts (with the rate
     since the phase began, in ``unit`` a second)."""
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..engine.base import AnySpec, EngineInfo, LoopSpec, StepOutput
-from ..engine.progress import LoadPhase
+from ..engine.loading import LoadPhase
 from .direct import LoopHandle
 from .stats import LoadingInfo, WorkerInfo
 from .worker import WireMessage, WorkerHandle, WorkerKind

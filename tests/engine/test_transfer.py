@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 
-from jupyter_llm.engine.transfer import Meter, Transfer, exclusive, human_bytes, shared_reporter
+from jupyter_llm.sources.transfer import Meter, Transfer, exclusive, human_bytes, shared_reporter
 
 
 def test_human_bytes():

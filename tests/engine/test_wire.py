@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jupyter_llm.engine.wire import (
+from jupyter_llm.engine.remote.wire import (
     estimate_tokens,
     parse_chunk,
     retry_after,

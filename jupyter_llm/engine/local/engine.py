@@ -3,13 +3,13 @@
 ``step()`` is schedule, run, postprocess: the scheduler (engine/scheduler.py) chooses a
 prefill (waiting sequences get their first token) or a decode (every running sequence gets
 one token); a path runs it on the model, and this module samples, detokenizes and settles
-who leaves. Two paths: Llama-family models take our own forward on a preallocated slot cache
-(engine/fast.py, engine/llama.py); every other model takes transformers' forward on a
-ragged, left-padded ``DynamicCache`` (engine/generic.py).
+who leaves. Two paths: Llama-family models take our own forward on a preallocated slot
+cache (``llama_path.py``, ``llama.py``); every other model takes transformers' forward on a
+ragged, left-padded ``DynamicCache`` (``hf_path.py``).
 
-Why our own loop and not transformers' ``generate_batch``: measured on this 2-core CPU with
-SmolLM2-135M fp32, 8 prompts x 64 tokens: padded ``generate`` 62.7 tok/s, ``generate_batch``
-(paged continuous batching) 29.1 tok/s. The ragged batch keeps ``generate``'s dense shapes.
+Why our own loop and not transformers' ``generate_batch``: continuous batching through it
+pages the cache and measured about half the speed of a padded ``generate`` on a CPU
+(docs/benchmarks.md); the ragged batch keeps ``generate``'s dense shapes.
 """
 
 from __future__ import annotations
@@ -22,20 +22,20 @@ import torch
 from transformers import AutoModelForCausalLM
 from transformers.utils import logging as transformers_logging
 
-from ..config import ModelConfig
-from .base import EngineInfo, EngineRequest, StepOutput
-from .detok import Detokenizer
+from ...config import ModelConfig
+from ...sources.resolve import resolve_model_dir
+from ..base import EngineInfo, EngineRequest, StepOutput
+from ..detok import Detokenizer
+from ..loading import Progress, silent
+from ..prompt import encode, load_tokenizer
+from ..scheduler import Plan, Scheduler
+from ..sequence import Sequence
 from .device import Precision, resolve_device, resolve_precision
-from .fast import LlamaPath, layout
-from .generic import GenericPath
+from .hf_path import GenericPath
 from .llama import Llama, unsupported
+from .llama_path import LlamaPath, layout
 from .prefix import PrefixCache
-from .progress import Progress, silent
-from .prompt import encode, load_tokenizer
 from .sampling import Draw, RowSampler, sample
-from .scheduler import Plan, Scheduler
-from .sequence import Sequence
-from .sources import resolve_model_dir
 
 __all__ = ["GENERIC_ENV", "TransformersEngine", "kv_bytes_per_token"]
 
@@ -59,7 +59,7 @@ class TransformersEngine:
     def __init__(
         self, config: ModelConfig, worker_index: int, threads: int, progress: Progress = silent
     ) -> None:
-        # No HF_HUB_OFFLINE here: an hf_id downloads on first use (engine/hub.py, before
+        # No HF_HUB_OFFLINE here: an hf_id downloads on first use (sources/hub.py, before
         # from_pretrained, which then reads a local folder and never the network).
         # No progress bars in a server's log (tqdm's lock is also a semaphore a worker leaks).
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

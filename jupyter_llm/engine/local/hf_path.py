@@ -1,6 +1,6 @@
 """The generic path: any transformers causal LM through its own forward, on a ``RaggedBatch``.
 
-Models the Llama fast path (engine/fast.py) does not cover run here. Rows are kept in the
+Models the Llama fast path (``llama_path.py``) does not cover run here. Rows are kept in the
 scheduler's ``running`` order: prefilled rows join at the end, finished ones leave in place.
 """
 
@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from ..sequence import Sequence
 from .batch import RaggedBatch, cache_from
 from .prefix import Hit
-from .sequence import Sequence
 
 __all__ = ["GenericPath"]
 

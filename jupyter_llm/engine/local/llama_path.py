@@ -1,4 +1,4 @@
-"""The Llama fast path: engine/llama.py's forward on a preallocated ``SlotCache``.
+"""The Llama fast path: engine/local/llama.py's forward on a preallocated ``SlotCache``.
 
 A prefill claims one slot per new sequence: prompts without a cached prefix run together,
 right-padded (a row's padding sits after its real tokens, at later positions, so causal
@@ -20,9 +20,9 @@ import logging
 
 import torch
 
+from ..sequence import Sequence
 from .llama import Llama
 from .prefix import Hit
-from .sequence import Sequence
 
 __all__ = ["LlamaPath", "layout"]
 

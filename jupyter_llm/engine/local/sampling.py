@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..types import Logprob, SamplingParams
+from ...types import Logprob, SamplingParams
 
 __all__ = ["GREEDY_BELOW", "RowSampler", "sample"]
 

@@ -7,13 +7,13 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..config import ModelConfig
-from .base import EngineInfo, TokenCounter
-from .placement import worker_devices
-from .progress import Progress, silent
+from ...config import ModelConfig
+from ..base import EngineInfo, TokenCounter
+from ..loading import Progress, silent
+from ..placement import worker_devices
 
 if TYPE_CHECKING:
-    from .runner import TransformersEngine
+    from .engine import TransformersEngine
 
 __all__ = ["SPIN_ROUNDS", "TransformersSpec", "brief_openmp_spin"]
 
@@ -59,12 +59,12 @@ class TransformersSpec:
     def build(self, worker_index: int, progress: Progress = silent) -> TransformersEngine:
         brief_openmp_spin()  # before torch loads OpenMP in this spawned worker
         progress("importing torch")
-        from .runner import TransformersEngine  # torch is imported here, in the worker
+        from .engine import TransformersEngine  # torch is imported here, in the worker
 
         return TransformersEngine(self.config, worker_index, self.threads, progress)
 
     def counter(self, info: EngineInfo) -> TokenCounter:
-        from .prompt import token_counter
+        from ..prompt import token_counter
 
         if info.tokenizer is None:
             raise RuntimeError(f"model {self.model!r}: the worker reported no tokenizer")

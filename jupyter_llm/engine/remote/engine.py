@@ -34,10 +34,10 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from ..config import ModelConfig
-from ..types import GenerationRequest
+from ...config import ModelConfig
+from ...types import GenerationRequest
+from ..base import Emit, EngineInfo, EngineRequest, StepOutput, TokenCounter
 from . import http1
-from .base import Emit, EngineInfo, EngineRequest, StepOutput, TokenCounter
 from .wire import estimate_tokens, parse_chunk, retry_after, upstream_call, upstream_failure
 
 __all__ = ["RemoteEngine", "RemoteSpec"]

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..types import GenerationRequest, Logprob, Usage
+from ...types import GenerationRequest, Logprob, Usage
 
 __all__ = [
     "Chunk",
