@@ -40,6 +40,7 @@ import yaml
 from chat import chat
 from common import cpu_description, percentile
 from engine import SUBJECTS, Raw, chat_prompts, model_config
+from plot import write_svg
 from remote import VENV_ENV, start_vllm
 from server import MODEL, Server, httpx_stream, start_jupyter
 
@@ -248,6 +249,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-raw", action="store_true")
     parser.add_argument("--no-chat", action="store_true")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "versus_vllm.svg",
+        help="where to write the chart of tok/s against concurrency",
+    )
     args = parser.parse_args()
     dtypes = native_dtypes() if args.dtypes == "native" else args.dtypes.split(",")
     print(f"CPU: {cpu_description()}; dtypes: {', '.join(dtypes)}", flush=True)
@@ -265,6 +272,15 @@ def main() -> None:
         f"{args.rounds} round(s); CPU: {cpu_description()}"
     )
     print("\n".join(table(groups)))
+    # The legend names what ran, without the table's notes in parentheses.
+    lines = {
+        r.name.split(" (")[0].replace(" asked, ran", ", ran"): r.tok_s
+        for group in groups
+        for r in group
+        if r is not None
+    }
+    title = f"SmolLM2-135M, {cpu_description().split(';')[0]}"
+    print(f"chart: {write_svg(args.plot, title, lines)}")
     print("\n".join(verdicts(groups)))
     if not args.no_chat:
         print("\n".join(chat_turns(dtypes[-1], args.tokens)))
