@@ -13,6 +13,9 @@ import pytest
 from ..conftest import Server
 from ..support import KernelDriver, Received
 
+# slow: a real jupyter server subprocess and real kernels (tests/kernel/conftest.py)
+pytestmark = pytest.mark.slow
+
 SLEEP = 3.0  # seconds a busy cell holds the kernel while an answer streams
 
 
