@@ -7,9 +7,9 @@ who leaves. Two paths: Llama-family models take our own forward on a preallocate
 (engine/fast.py, engine/llama.py); every other model takes transformers' forward on a
 ragged, left-padded ``DynamicCache`` (engine/generic.py).
 
-Why our own loop and not transformers' ``generate_batch``: measured on this 2-core CPU with
-SmolLM2-135M fp32, 8 prompts x 64 tokens: padded ``generate`` 62.7 tok/s, ``generate_batch``
-(paged continuous batching) 29.1 tok/s. The ragged batch keeps ``generate``'s dense shapes.
+Why our own loop and not transformers' ``generate_batch``: its paged continuous batching
+runs at about half the speed of a padded ``generate`` on a CPU (docs/benchmarks.md), while
+the ragged batch keeps ``generate``'s dense shapes.
 """
 
 from __future__ import annotations

@@ -102,8 +102,8 @@ def _size(message: WireMessage) -> int:
 def _process_main(conn: Connection, spec: EngineSpec, index: int) -> None:
     """A spawned worker's entry point: runs at a lower priority, ends without teardown."""
     # Model work yields the CPU to the server: when cores are short, the server's loop
-    # (streaming, status, the UI) must win. Measured on 2 cores: status-poll p99 41.6 ms
-    # with workers at the server's priority, 10.6 ms at +10, with equal throughput.
+    # (streaming, status, the UI) must win; a lower priority costs the workers no throughput
+    # (docs/benchmarks.md has the status poll's latency both ways).
     with contextlib.suppress(OSError):
         os.nice(_NICENESS)
     # Stopped while it loads (it cannot read "stop" then), the worker is terminated.
