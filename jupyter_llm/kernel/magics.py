@@ -1,4 +1,4 @@
-"""``%%llm`` and ``%llm``: the notebook's way in (DESIGN.md, "Kernel side").
+"""``%%llm`` and ``%llm``: the notebook's way in (docs/interfaces.md, "Notebook side").
 
 The cell magic submits the cell as a prompt and returns at once; the answer streams into
 the cell's output from the background loop (``view.py``). The line magic reports and

@@ -74,7 +74,7 @@ class LLMExtension(ExtensionApp):
 
     def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
         # JupyterApp reads ``config_file`` as a traitlets config file; here the trait names
-        # models.yaml (the name DESIGN.md gives it), so read only the usual config files.
+        # models.yaml (the name docs/interfaces.md gives it), so read only the usual config files.
         for name in ("jupyter_config", self.config_file_name):
             Application.load_config_file(self, name, path=self.config_file_paths)
 
