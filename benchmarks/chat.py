@@ -5,7 +5,7 @@
 The chat widget and the JupyterLab chat resend the whole conversation every turn. Two copies
 of the model (one worker each, the pool called in this process) answer the same chat in turns,
 one with ``prefix_caching`` and one without, so drifting machine load hits both alike. Target
-(DESIGN.md): the 10th turn's time to first token <= 1.5x the first turn's.
+(docs/design.md): the 10th turn's time to first token <= 1.5x the first turn's.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ subprocess serving the tiny random Llama (built offline in about a second):
     python benchmarks/kernel.py --part streaming   # only the streaming table (--part latency)
     python benchmarks/kernel.py --part widget      # only the chat widget's table
 
-Targets (DESIGN.md): ``1+1`` p99 <= 100 ms while 4 cells stream; the shown answer lags the
+Targets (docs/design.md): ``1+1`` p99 <= 100 ms while 4 cells stream; the shown answer lags the
 generation by <= 0.5 s up to 16 KB and <= 1 s beyond, at <= ~200 KB/s of display traffic.
 """
 

@@ -54,7 +54,7 @@ TICK = 0.001  # the ticker's sleep, seconds
 
 REF_SUBMIT_US = 36.0  # Rust parking lot, one submit, M1 Pro
 REF_DELIVERIES_PER_S = 476_000.0  # Rust parking lot, mailbox deliveries/s, M1 Pro
-TTFT_BUDGET_MS = 20.0  # DESIGN.md: time to first token <= raw first-token latency + 20 ms
+TTFT_BUDGET_MS = 20.0  # docs/design.md: time to first token <= raw first-token latency + 20 ms
 LAG_TARGET_MS = 5.0  # loop lag p99 under 64 realistic streams
 SECTION_LIMIT = 120.0  # seconds; a section that takes longer is reported as a hang
 

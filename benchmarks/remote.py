@@ -14,7 +14,7 @@ One run, side by side, on 127.0.0.1 only:
    the two in turns within each round (so that the load of a busy machine hits both alike),
    while another process polls ``GET llm/api/status`` of jupyter_llm every 20 ms (in both
    turns, so that its CPU weighs on both alike; its latencies count in the proxied turn).
-Prints one table. Targets (DESIGN.md): throughput through jupyter_llm >= 0.95x direct; time
+Prints one table. Targets (docs/design.md): throughput through jupyter_llm >= 0.95x direct; time
 to first token <= direct + 10 ms (p50); status-poll p99 <= 10 ms under 16 streams.
 """
 

@@ -15,7 +15,7 @@ Measured in turn, never two loads at once, on 127.0.0.1 only:
    process polls ``GET {base}llm/api/status`` every 20 ms (the server loop's responsiveness;
    also polled idle, as a baseline);
 4. `transformers serve` on the same model folder, the same way, when it can run here.
-Prints one table. Targets (DESIGN.md): status-poll p99 <= 10 ms under 16 streams; time to
+Prints one table. Targets (docs/design.md): status-poll p99 <= 10 ms under 16 streams; time to
 first token <= the pool's own + 20 ms at concurrency 1.
 """
 

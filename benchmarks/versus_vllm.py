@@ -18,7 +18,7 @@ Both servers are read the same way (streamed chat completions, bare SSE lines): 
 prompts one after another, c8 the 8 at once, c16 the 8 twice at once. Then the 10-turn chat
 (benchmarks/chat.py) at the last dtype: time to first token of turn 10 against turn 1.
 
-Prints the table of issue 12 with jupyter_llm / vLLM ratios. Targets (DESIGN.md): jupyter_llm
+Prints the table of issue 12 with jupyter_llm / vLLM ratios. Targets (docs/design.md): jupyter_llm
 >= 1.0x vLLM at c1, c8 and c16 at each dtype; TTFT at c1 <= raw + 20 ms; turn 10 <= 1.5x
 turn 1.
 """

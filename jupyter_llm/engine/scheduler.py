@@ -10,8 +10,8 @@ The engine executes a ``Plan`` and then calls ``postprocess``: finished sequence
 others (re)join ``running`` in the order the engine keeps its cache rows.
 
 ``Burst`` is the policy for a worker woken from idle: jobs submitted together arrive a few
-hundred microseconds apart, and prefilling them in one step instead of two or three is worth a
-couple of milliseconds of the first one's wait (measured with 8 concurrent SmolLM2 streams).
+hundred microseconds apart, and prefilling them in one step instead of two or three is worth
+making the first one wait a couple of milliseconds.
 """
 
 from __future__ import annotations

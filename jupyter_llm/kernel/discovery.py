@@ -1,4 +1,4 @@
-"""Which jupyter_llm to talk to, in DESIGN.md's order.
+"""Which jupyter_llm to talk to, in the order docs/interfaces.md gives.
 
 1. ``JUPYTER_LLM_URL`` (the server's base URL) with ``JUPYTER_LLM_TOKEN``, when set;
 2. else the running Jupyter server that hosts this kernel: every jupyter-server writes

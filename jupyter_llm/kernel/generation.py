@@ -5,7 +5,7 @@ and read from anywhere: the cell that started it, later cells, a view repainting
 cheap snapshots under one lock; nothing here blocks the loop.
 
 Waiting (``wait``, iterating) is interruptible, and an interrupt while waiting cancels the
-job (DESIGN.md, rule 4): the Stop button means stop.
+job (docs/design.md, rule 4): the Stop button means stop.
 """
 
 from __future__ import annotations

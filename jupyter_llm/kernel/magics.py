@@ -1,4 +1,4 @@
-"""``%%llm`` and ``%llm``: the notebook's way in (DESIGN.md, "Kernel side").
+"""``%%llm`` and ``%llm``: the notebook's way in (docs/interfaces.md, "Notebook side").
 
 The cell magic submits the cell as a prompt and returns at once; the answer streams into
 the cell's output from the background loop (``view.py``). The line magic reports and
@@ -13,6 +13,7 @@ import shlex
 from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
+from IPython.display import display
 
 from ..errors import LLMError, UnknownJob
 from .client import Client
@@ -180,12 +181,26 @@ class LLMMagic:
             self._cancel(client, rest)
 
     def _chat(self, rest: list[str]) -> Any:
-        """A ``ChatWidget`` as the cell's result (``chat = %llm chat`` keeps a handle)."""
+        """A ``ChatWidget``, shown in the cell and returned (``chat = %llm chat`` keeps a handle).
+
+        An assignment has no output, so the widget is shown once the cell has run unless the
+        cell's result already showed it: ``%llm chat`` and ``chat = %llm chat`` both show
+        one chat, never two.
+        """
         if len(rest) > 1:
             raise UsageError(f"%llm chat: give at most one model name\nusage: {LINE_USAGE}")
         from .chat import ChatWidget
 
-        return ChatWidget(rest[0] if rest else None)
+        widget = ChatWidget(rest[0] if rest else None)
+        events = self.shell.events
+
+        def show_unless_shown(result: Any) -> None:
+            events.unregister("post_run_cell", show_unless_shown)
+            if result.result is not widget:
+                display(widget)  # type: ignore[no-untyped-call]
+
+        events.register("post_run_cell", show_unless_shown)
+        return widget
 
     def _cancel(self, client: Client, rest: list[str]) -> None:
         if len(rest) != 1:

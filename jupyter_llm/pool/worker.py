@@ -103,7 +103,8 @@ def _process_main(conn: Connection, spec: EngineSpec, index: int, nice: int) -> 
     ends without teardown."""
     # A positive niceness makes model work yield the CPU to the server when cores are short,
     # so the server's loop (streaming, status, the UI) wins; it also yields to every other
-    # busy program on the machine, which is why it is a setting.
+    # busy program on the machine, which is why it is a setting (docs/benchmarks.md has the
+    # status poll's latency both ways).
     if nice:
         with contextlib.suppress(OSError):
             os.nice(nice)

@@ -1,4 +1,4 @@
-"""The REST job API under ``{base_url}llm/api/`` (DESIGN.md, "Interfaces").
+"""The REST job API under ``{base_url}llm/api/`` (docs/interfaces.md, "REST").
 
 | route                   | verbs       | answer                                              |
 | ----------------------- | ----------- | --------------------------------------------------- |

@@ -61,10 +61,9 @@ class LLMExtension(ExtensionApp):
         config=True,
         help="""Once the server has started, move the objects it holds then out of the garbage
         collector's reach (gc.freeze), and run full collections only while the pool is idle
-        (server/collector.py). A full collection walks every object: a Jupyter server holds
-        some 200,000 after start-up, and walking them stalled its loop (and every token
-        stream) for 50-100 ms; frozen, what came later still cost 18-54 ms under 16
-        streams.""",
+        (server/collector.py). A full collection walks every object, and a Jupyter server
+        holds some 200,000 after start-up: walking them stalls its loop, and every token
+        stream with it, for tens of milliseconds.""",
     )
 
     pool: Pool | None = None
@@ -75,7 +74,7 @@ class LLMExtension(ExtensionApp):
 
     def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
         # JupyterApp reads ``config_file`` as a traitlets config file; here the trait names
-        # models.yaml (the name DESIGN.md gives it), so read only the usual config files.
+        # models.yaml (the name docs/interfaces.md gives it), so read only the usual config files.
         for name in ("jupyter_config", self.config_file_name):
             Application.load_config_file(self, name, path=self.config_file_paths)
 

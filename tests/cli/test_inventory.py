@@ -61,6 +61,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.slow
 def test_states_from_the_running_server_without_importing_torch(server, tmp_path):
     _, config = server
     code = (

@@ -16,7 +16,8 @@ from ..standin_hub import TINY_REPO
 from ..support import until
 from .test_runner import PROMPTS, reference
 
-pytestmark = pytest.mark.timeout(180)
+# slow: process workers load the tiny model, 15-35 s a test on 2 cores
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 def config_for(tmp_path: Path, **source):

@@ -24,7 +24,8 @@ from jupyter_llm.testing import free_port
 from ..kernel.conftest import Kernels, clean_env
 from .servers import Launched
 
-pytestmark = pytest.mark.timeout(420)  # two servers start under the first test
+# slow: three jupyter_llm servers as subprocesses
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]  # two servers start under the first test
 
 PROMPT = "Name three colours."
 CHAT = [{"role": "user", "content": PROMPT}]

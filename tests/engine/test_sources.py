@@ -104,6 +104,7 @@ def test_the_same_gguf_elsewhere_shares_its_conversion_and_other_content_does_no
     assert converted_dir(changed) != converted_dir(first)
 
 
+@pytest.mark.slow
 def test_the_default_gguf_converts_to_plain_tensors(smollm2_dir):
     config = json.loads((smollm2_dir / "config.json").read_text())
     assert "quantization_config" not in config and config["model_type"] == "llama"

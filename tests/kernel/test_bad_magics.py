@@ -8,6 +8,9 @@ import pytest
 
 from .support import KernelDriver
 
+# slow: a real jupyter server subprocess and real kernels (tests/kernel/conftest.py)
+pytestmark = pytest.mark.slow
+
 # (cell, the error's name, what its message says)
 CASES = [
     ("%%llm --frobnicate\nhi", "UsageError", "--frobnicate"),

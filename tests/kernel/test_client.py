@@ -106,6 +106,7 @@ def test_cancel_all_cancels_only_unfinished_jobs_of_this_client(embedded: Client
     assert embedded.live == []
 
 
+@pytest.mark.slow
 def test_an_unknown_model_names_the_ones_there_are(embedded: Client, remote: Client) -> None:
     with pytest.raises(UnknownModel, match=r"available models: fake$"):
         embedded.generate("hi", model="nope")
@@ -115,12 +116,14 @@ def test_an_unknown_model_names_the_ones_there_are(embedded: Client, remote: Cli
     assert str(caught.value) == "unknown model 'nope'; available models: tiny, fake, tight"
 
 
+@pytest.mark.slow
 def test_remote_generation_matches_the_mailbox(remote: Client, server: Server) -> None:
     g = remote.generate("Hello there", model="tiny", max_tokens=40, temperature=0)
     assert g.wait(30) == server.job(g.id)["text"] == remote.get(g.id).text
     assert g.tokens == g.record.usage.completion_tokens  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_remote_errors_are_domain_errors(remote: Client, server: Server) -> None:
     with pytest.raises(UnknownJob, match="no job with id 'nope'"):
         remote.get("nope")
@@ -139,6 +142,7 @@ def test_remote_errors_are_domain_errors(remote: Client, server: Server) -> None
     assert caught.value.param == "n"
 
 
+@pytest.mark.slow
 def test_a_full_queue_comes_back_with_its_depth_and_retry_time(remote: Client) -> None:
     # "tight" runs one job and queues one: the third is refused.
     held = [remote.generate("a b", model="tight", max_tokens=400, ignore_eos=True) for _ in "ab"]
@@ -162,6 +166,7 @@ def test_token_events_keep_logprobs_and_error_type() -> None:
         assert token_event(json.loads(json.dumps(event.to_dict()))) == event
 
 
+@pytest.mark.slow
 def test_refusals_and_silence_are_told_apart(server: Server) -> None:
     loop = BackgroundLoop("test-refusals")
     try:
@@ -183,6 +188,7 @@ def test_refusals_and_silence_are_told_apart(server: Server) -> None:
         loop.close()
 
 
+@pytest.mark.slow
 def test_an_event_stream_resumes_after_the_last_event_it_saw(
     remote: Client, server: Server
 ) -> None:
@@ -202,6 +208,7 @@ def test_an_event_stream_resumes_after_the_last_event_it_saw(
     assert "".join(text for _, text in resumed) == " again again again"
 
 
+@pytest.mark.slow
 def test_a_client_by_hand(tmp_path: Path, server: Server) -> None:
     client = Client.connect(server.url, server.token)
     assert client.where == f"the jupyter_llm server at {server.url}"

@@ -41,6 +41,7 @@ def hosted(server: Server) -> Iterator[tuple[str, KernelDriver]]:
             http.delete(f"api/kernels/{kernel_id}")
 
 
+@pytest.mark.slow
 def test_a_kernel_started_by_the_server_uses_it_without_settings(
     hosted: tuple[str, KernelDriver], server: Server
 ) -> None:
@@ -65,6 +66,7 @@ def test_a_kernel_started_by_the_server_uses_it_without_settings(
     assert record["usage"]["completion_tokens"] == 800
 
 
+@pytest.mark.slow
 def test_the_environment_comes_first(server: Server) -> None:
     target = discover(
         {"JUPYTER_LLM_URL": "http://example.org:8888/base/llm/api/", "JUPYTER_LLM_TOKEN": "t"},
@@ -75,12 +77,14 @@ def test_the_environment_comes_first(server: Server) -> None:
     assert base_url("http://h/x/llm/v1") == base_url("http://h/x") == "http://h/x/"
 
 
+@pytest.mark.slow
 def test_the_hosting_server_is_found_by_its_pid(server: Server) -> None:
     target = discover({}, runtime_dir=server.runtime_dir, ancestors=[1234567, server.pid])
     assert (target.kind, target.url, target.token) == ("server", server.url, server.token)
     assert target.why == f"the Jupyter server hosting this kernel (pid {server.pid})"
 
 
+@pytest.mark.slow
 def test_the_hosting_server_is_found_by_the_kernel_id(
     hosted: tuple[str, KernelDriver], server: Server
 ) -> None:

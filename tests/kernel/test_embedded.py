@@ -8,7 +8,12 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import Kernels, clean_env
+
+# slow: a real kernel whose embedded pool spawns its workers
+pytestmark = pytest.mark.slow
 
 LONG = 1500
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from jupyter_llm.kernel.render import escape_markdown_html
 from jupyter_llm.testing import free_port
 
 from .conftest import Kernels, Server, clean_env, server_env
 from .support import Cell, KernelDriver
+
+# slow: a real jupyter server subprocess and real kernels (tests/kernel/conftest.py)
+pytestmark = pytest.mark.slow
 
 LONG = 1500  # tokens: about two seconds of streaming on two cores, with ignore_eos
 STREAM = f"%%llm -o story -n {LONG} -p ignore_eos=true\nTell me a long story."

@@ -202,6 +202,7 @@ def shown(message: Received) -> str:
 
 
 @pytest.mark.parametrize("tokens", [300, 2000])
+@pytest.mark.slow
 def test_the_answer_streams_into_its_cell_without_lagging(
     kernel: KernelDriver, server: Server, tokens: int
 ) -> None:

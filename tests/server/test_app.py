@@ -157,6 +157,7 @@ LAUNCHER = (
 )
 
 
+@pytest.mark.slow  # a `jupyter server extension list` subprocess (about 10 s)
 def test_jupyter_server_extension_list_shows_it_enabled(tmp_path: Path) -> None:
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)}
     out = subprocess.run(
@@ -189,6 +190,7 @@ def worker_pids(client: httpx.Client) -> list[int]:
     return [w["pid"] for m in models for w in m["workers"] if w["pid"]]
 
 
+@pytest.mark.slow
 def test_a_real_jupyter_server_serves_and_stops_cleanly(tmp_path: Path) -> None:
     with jupyter_server(tmp_path, write_models(tmp_path / "models.yaml", MODEL)) as (
         client,

@@ -13,7 +13,8 @@ import pytest
 
 from ..standin_hub import TINY_REPO, StandInHub, serve_tiny
 
-pytestmark = pytest.mark.timeout(180)
+# slow: a real server downloads and loads a model from the stand-in hub (about 20 s)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ who leaves. Two paths: Llama-family models take our own forward on a preallocate
 cache (``llama_path.py``, ``llama.py``); every other model takes transformers' forward on a
 ragged, left-padded ``DynamicCache`` (``hf_path.py``).
 
-Why our own loop and not transformers' ``generate_batch``: continuous batching through it
-pages the cache and measured about half the speed of a padded ``generate`` on a CPU
-(docs/benchmarks.md); the ragged batch keeps ``generate``'s dense shapes.
+Why our own loop and not transformers' ``generate_batch``: its paged continuous batching
+runs at about half the speed of a padded ``generate`` on a CPU (docs/benchmarks.md), while
+the ragged batch keeps ``generate``'s dense shapes.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ one slot from its prefill to its end; its token at position ``p`` lives in colum
 decode step writes one column per row (no concatenation, no reallocation) and attention reads
 columns ``[0, width)`` of the slots in use. Slots in use are always ``0 .. len(self) - 1``:
 a sequence that leaves gives its slot to the last one (whose columns move down), so a step
-reads a view of the cache, never a gathered copy. Blocks with block tables were measured
-against this on a 2-core CPU (SmolLM2 shapes, 16 rows of 120 tokens): gathering the blocks
-for attention made each layer's attention 2-4x slower than reading the slot view.
+reads a view of the cache, never a gathered copy. Not paged blocks with block tables: on a
+CPU, gathering the blocks for attention makes each layer's attention several times slower
+than reading the slot view (docs/benchmarks.md).
 
 Columns a step reads but no token wrote (beyond a row's length, up to the longest row's) are
 masked out, but must hold finite numbers (0 x NaN is NaN): fresh memory is zeroed the first

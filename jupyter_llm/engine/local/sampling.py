@@ -96,10 +96,10 @@ class RowSampler:
 def _draw(probs: torch.Tensor, generator: torch.Generator) -> int:
     """A token drawn from ``probs`` by inverting its cumulative sum at one uniform number.
 
-    ``torch.multinomial`` took 1.3 ms per row over SmolLM2's 49,152 tokens on a 2-core AMD
-    EPYC (18 ms of each 16-row decode step); this takes 0.1 ms. Sums in float64, so a token's
-    share of [0, 1) is its probability to within 1e-12; a token of probability 0 owns an empty
-    interval and is never drawn (``right=True``: the first sum above the point).
+    One uniform number and one search, where ``torch.multinomial`` costs more than ten times
+    as much per row over a vocabulary of 50,000 tokens (docs/benchmarks.md). Sums in float64,
+    so a token's share of [0, 1) is its probability to within 1e-12; a token of probability 0
+    owns an empty interval and is never drawn (``right=True``: the first sum above the point).
     """
     cumulative = probs.double().cumsum(dim=-1)
     point = torch.rand(1, generator=generator, dtype=torch.float64, device=probs.device)
@@ -142,7 +142,7 @@ def sample(samplers: list[RowSampler], logits: torch.Tensor, decode: object) -> 
 
     Sampled rows go one at a time: a row's float32 logits (196 KB for a 49,152-token vocabulary)
     stay in the core's cache through its few passes, where the same passes over all rows at
-    once stream megabytes (measured 3x slower for 16 rows on a 2-core AMD EPYC)."""
+    once stream megabytes from memory, several times slower."""
     draws: list[Draw | None] = [None] * len(samplers)
     plain = [i for i, s in enumerate(samplers) if s.plain]
     if plain:

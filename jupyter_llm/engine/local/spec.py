@@ -19,10 +19,9 @@ __all__ = ["SPIN_ROUNDS", "TransformersSpec", "brief_openmp_spin"]
 
 # How long an idle OpenMP thread spins before it sleeps, in GOMP's rounds (tens of
 # microseconds): enough to span the gap between two ops of a step, short enough that a thread
-# whose partner lost its core to another process soon yields its own. Measured on a 2-core
-# AMD EPYC, SmolLM2 bfloat16, one decode step: 1 row 30 ms sleeping at once
-# (OMP_WAIT_POLICY=passive, the default before), 23 ms with 10,000 rounds, 23-25 ms with
-# OpenMP's own 300,000; 16 rows 50 / 41 / 42-44 ms (benchmarks/threads.py has the pool's view).
+# whose partner lost its core to another process soon yields its own. Sleeping at once makes
+# a decode step wake its threads at every op; OpenMP's own 300,000 rounds make threads spin
+# against the server's loop (docs/benchmarks.md; benchmarks/threads.py has the pool's view).
 SPIN_ROUNDS = 10_000
 
 
@@ -46,9 +45,8 @@ class TransformersSpec:
         # The cores are shared out among the workers, none kept back for the server: one
         # request's prefill and decode may use every core. That is safe because build() makes
         # idle OpenMP threads sleep soon instead of spinning long; threads that spin long
-        # while the server's loop holds a core wait on each other at every layer (measured on
-        # 2 cores: the tiny model streamed 5x slower with 2 long-spinning threads, and 4x
-        # faster with 2 sleeping ones than with 1; benchmarks/threads.py).
+        # while the server's loop holds a core wait on each other at every layer
+        # (benchmarks/threads.py measures the layouts).
         workers = len(worker_devices(config))
         return cls(config, threads=max(1, (os.cpu_count() or 1) // workers))
 

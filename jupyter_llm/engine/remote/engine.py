@@ -7,12 +7,10 @@ cancels it, which closes the upstream connection (vLLM and jupyter_llm both canc
 whose client goes away). The outputs of one burst (an upstream step makes a token for each
 of its sequences at about the same moment) go to the pool in one ``emit``.
 
-Why on the pool's loop, measured with benchmarks/remote.py (16 streams, a fake upstream,
-old and new proxies side by side): with httpx in a thread of its own, the proxy cost ~2 ms
-of CPU a request and added ~34 ms to the first token; the lean client in that thread, +16 ms;
-the lean client on the pool's loop, +15 ms and the least CPU (the thread's wake-ups, one a
-request and one a burst, each waited for the GIL). The status poll stays as quick (httpx on
-the loop doubled its p99; the lean client costs a tenth as much).
+Why on the pool's loop with a lean client: a thread of its own wakes once a request and once
+a burst, and each wake-up waits for the GIL; httpx costs several times the lean client's CPU
+a request, enough to slow the status poll if it ran on the loop (benchmarks/remote.py
+measures it; docs/benchmarks.md has the numbers).
 ``max_num_seqs`` is the cap on requests open at once (the pool never admits more, so the
 client never holds more connections).
 

@@ -1,10 +1,10 @@
 """A lean HTTP/1.1 client for one upstream: POSTs whose answers stream, on kept-alive connections.
 
 A remote engine's whole job is moving an upstream's stream of chunks on, so the client's cost
-a request and a chunk is the proxy's cost. httpx, measured in the proxy at 16 streams
-(benchmarks/remote.py, fake upstream): ~2.1 ms of CPU a request and ~0.13 ms a chunk, much of
-it in its connection pool (each request polls every pooled socket to see whether it expired)
-and its stream layers (anyio, httpcore, h11). This client reads asyncio streams directly:
+a request and a chunk is the proxy's cost. httpx spends much of that cost in its connection
+pool (each request polls every pooled socket to see whether it expired) and its stream layers
+(anyio, httpcore, h11); docs/benchmarks.md has the numbers. This client reads asyncio streams
+directly:
 the status line and headers with one ``readuntil``, then the body as it is framed (chunked,
 a length, or until close). It speaks what an OpenAI-compatible server needs: a POST with a
 JSON body, ``http`` or ``https`` (the certificates httpx would trust), no redirects. An HTTP

@@ -16,8 +16,8 @@ something through, it still cannot run.
 Code blocks are highlighted by Pygments with CSS classes (``pygments_css`` styles them,
 light and dark). While an answer streams, the code block it is still writing shows as
 plain code (closed, so it renders as code at once) and is highlighted when it is complete:
-Pygments takes ~60 ms for 300 lines, too long to repeat at every repaint; finished
-blocks are highlighted once (cached).
+highlighting a long block takes tens of milliseconds, too long to repeat at every repaint;
+finished blocks are highlighted once (cached).
 """
 
 from __future__ import annotations

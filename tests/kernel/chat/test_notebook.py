@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ..conftest import Server
 from ..notebooks import cell, printed, run_notebook
+
+# slow: a real jupyter server subprocess and real kernels (tests/kernel/conftest.py)
+pytestmark = pytest.mark.slow
 
 
 def _outputs(nb: Any, source_start: str) -> Any:

@@ -13,6 +13,9 @@ import pytest
 from ..conftest import Server
 from ..support import KernelDriver, Received
 
+# slow: a real jupyter server subprocess and real kernels (tests/kernel/conftest.py)
+pytestmark = pytest.mark.slow
+
 SLEEP = 3.0  # seconds a busy cell holds the kernel while an answer streams
 
 
@@ -108,11 +111,29 @@ def test_a_click_sends_and_stop_cancels_at_once(
     assert status["models"]["fake"]["used_units"] == 0, "the job's units did not come back"
 
 
+def widget_views(cell: Any) -> list[dict[str, Any]]:
+    """The widget views a cell showed, as its result or as displays."""
+    return [
+        m.content["data"]
+        for m in cell.of_type("execute_result", "display_data")
+        if "application/vnd.jupyter.widget-view+json" in m.content["data"]
+    ]
+
+
 def test_llm_chat_shows_a_widget(kernel: KernelDriver) -> None:
     cell = kernel.ok("%llm chat fake")
-    result = cell.of_type("execute_result")[-1].content["data"]
-    assert "application/vnd.jupyter.widget-view+json" in result
+    assert len(widget_views(cell)) == 1
+    assert cell.of_type("execute_result"), "the widget is the cell's result"
     assert kernel.value("type(_).__name__") == "ChatWidget"
     assert kernel.value("_.model") == "fake"
     error = kernel.run("%llm chat a b").error()
     assert error is not None and "at most one model" in error["evalue"]
+
+
+def test_an_assigned_llm_chat_shows_its_widget_once(kernel: KernelDriver) -> None:
+    """``chat = %llm chat`` has no result to show, so the magic shows the widget itself."""
+    assigned = kernel.ok("assigned = %llm chat fake")
+    assert len(widget_views(assigned)) == 1
+    assert kernel.value("type(assigned).__name__") == "ChatWidget"
+    shown_again = kernel.ok("again = %llm chat fake\nagain")
+    assert len(widget_views(shown_again)) == 1
