@@ -117,6 +117,8 @@ LIMITS: Mapping[str, Rule] = {
     "max_units": _or_null(_integer(1), "derived from the model's cache"),
     "max_queue_depth": _integer(1),
     "timeout_secs": _positive_number(),
+    "max_running_per_user": _or_null(_integer(1), "no limit"),
+    "max_queued_per_user": _or_null(_integer(1), "no limit but max_queue_depth"),
 }
 QUEUE: Mapping[str, Rule] = {
     "backend": _choice("memory", "sqlite"),
