@@ -201,8 +201,8 @@ class UserLimitReached(QueueFull):
         self.retry_after = retry_after
         LLMError.__init__(
             self,
-            f"user {user!r} already has {maximum} jobs waiting for model {model!r}, the most "
-            f"parking_lot.limits.{limit} allows; retry in {retry_after:.0f} s",
+            f"user {user!r} has as many jobs waiting for model {model!r} as "
+            f"parking_lot.limits.{limit} allows ({maximum}); retry in {retry_after:.0f} s",
         )
 
 
