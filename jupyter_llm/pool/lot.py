@@ -173,6 +173,8 @@ class ModelLot:
                 await self._price(job)
             finally:
                 self._pricing[job.user] -= 1
+                if not self._pricing[job.user]:
+                    del self._pricing[job.user]
             if self.closing:
                 raise ModelNotReady(self.name, "the server is stopping")
         accepted(job)

@@ -13,7 +13,10 @@ Policy, in the order ``drain`` applies it:
    small jobs while a large one waits for room.
 3. Starvation bound: once ``skip_limit`` jobs have passed the head, nothing passes it any
    more. Running jobs only finish (each is bounded by its ``max_tokens``), so the head gets
-   its room and starts after a bounded wait: the jobs running at that moment.
+   its room and starts after a bounded wait: the jobs running at that moment. With several
+   users, a job whose user runs fewer jobs than the head's is tried before the head and
+   passes it without counting; but the head's user runs ever fewer jobs while nothing
+   passes, and once they run none, only jobs older than the head come before it.
 4. ``max_depth`` bounds the line; the pool refuses the next job (``QueueFull``) before it
    is pushed. Deadlines are the pool's: it removes expired jobs with ``remove``.
 
