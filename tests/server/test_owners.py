@@ -1,7 +1,8 @@
 """Jobs belong to users: a real server with three identities (ada, bob and root, an admin).
 
 jupyter-server's identity provider is swapped for one that names the user by the token, as
-JupyterHub's names the hub user; ``private_jobs`` is on and ``root`` is a job admin.
+JupyterHub's names the hub user; ``private_jobs`` is on and ``root`` is a job admin. The
+mailbox is a real sqlite file, so listing one user's jobs goes through its query.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import yaml
 from jupyter_server.auth.identity import IdentityProvider, User
 from tornado import web
 from traitlets.config import Config
@@ -38,6 +40,10 @@ class TokenPerUser(IdentityProvider):
 
 @pytest.fixture
 def jp_server_config(llm_yaml: Path) -> Config:
+    config = yaml.safe_load(llm_yaml.read_text())
+    mailbox = {"backend": "sqlite", "path": str(llm_yaml.parent / "mailbox.sqlite")}
+    config["parking_lot"]["mailbox"] = mailbox
+    llm_yaml.write_text(yaml.safe_dump(config))
     return Config(
         {
             "ServerApp": {
@@ -178,3 +184,8 @@ def test_the_admin_policies() -> None:
     assert everyone(User("anyone"))
     root_only = admins({"root"})
     assert root_only(User("root")) and not root_only(User("ada")) and not root_only(None)
+
+
+async def test_the_mailbox_is_the_sqlite_file(llm: LLMServer) -> None:
+    settings = llm.pool.config.parking_lot.mailbox
+    assert settings.backend == "sqlite" and settings.path.endswith("mailbox.sqlite")
