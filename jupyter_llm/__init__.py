@@ -19,6 +19,7 @@ from .errors import (
     UnknownJob,
     UnknownModel,
     UnsupportedParameter,
+    UserLimitReached,
     WorkerLost,
 )
 from .pool import Pool, PoolStats
@@ -90,6 +91,7 @@ __all__ = [
     "UnknownJob",
     "UnknownModel",
     "UnsupportedParameter",
+    "UserLimitReached",
     "WorkerLost",
     "__version__",
     "load_config",

@@ -16,6 +16,7 @@ The tree (``code`` in brackets)::
     ├── UnknownModel [model_not_found]          no model of that name is configured
     ├── UnknownJob [job_not_found]              no job of that id is live or in the mailbox
     ├── QueueFull [queue_full]                  the model's queue is at max_queue_depth
+    │   └── UserLimitReached [user_limit_reached]   one user's jobs are at a per-user limit
     ├── ModelNotReady [model_not_ready]         the model failed to load, or the pool stops
     ├── SourceError [source_error]              a model's files cannot be found or fetched
     ├── JobFailed [engine_error]                a job ended without a result
@@ -46,6 +47,7 @@ __all__ = [
     "UnknownJob",
     "UnknownModel",
     "UnsupportedParameter",
+    "UserLimitReached",
     "WorkerLost",
     "error_class",
     "failure_type",
@@ -166,7 +168,7 @@ class QueueFull(LLMError):
     """The model's queue holds max_queue_depth jobs already; try again after ``retry_after``."""
 
     code = "queue_full"
-    fields = ("model", "depth", "retry_after")
+    fields: ClassVar[tuple[str, ...]] = ("model", "depth", "retry_after")
 
     def __init__(self, model: str, depth: int, retry_after: float) -> None:
         self.model = model
@@ -175,6 +177,32 @@ class QueueFull(LLMError):
         super().__init__(
             f"the queue of model {model!r} is full ({depth} jobs waiting); "
             f"retry in {retry_after:.0f} s"
+        )
+
+
+class UserLimitReached(QueueFull):
+    """One user's jobs for a model are at a per-user limit of ``parking_lot.limits``.
+
+    ``limit`` names the key (``max_queued_per_user``), ``maximum`` its value; the queue may
+    have room for others. Try again after ``retry_after``.
+    """
+
+    code = "user_limit_reached"
+    fields = ("model", "user", "limit", "maximum", "depth", "retry_after")
+
+    def __init__(
+        self, model: str, user: str | None, limit: str, maximum: int, retry_after: float
+    ) -> None:
+        self.model = model
+        self.user = user
+        self.limit = limit
+        self.maximum = maximum
+        self.depth = maximum  # the user's own line is as deep as it may go
+        self.retry_after = retry_after
+        LLMError.__init__(
+            self,
+            f"user {user!r} has as many jobs waiting for model {model!r} as "
+            f"parking_lot.limits.{limit} allows ({maximum}); retry in {retry_after:.0f} s",
         )
 
 

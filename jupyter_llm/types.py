@@ -342,11 +342,13 @@ class JobRecord:
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     error_type: str | None = None  # the errors.py class a failure stands for (WorkerLost, ...)
+    user: str | None = None  # who submitted it; None: nobody named (an embedded pool, old records)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "model": self.model,
+            "user": self.user,
             "status": self.status.value,
             "priority": self.priority.value,
             "text": self.text,
@@ -381,4 +383,5 @@ class JobRecord:
             ),
             error=data.get("error"),
             error_type=data.get("error_type"),
+            user=data.get("user"),
         )

@@ -85,12 +85,12 @@ def test_model_overrides_merge_key_by_key(tmp_path: Path) -> None:
             """
             parking_lot:
               pool: {worker_threads: 3}
-              limits: {max_queue_depth: 50, timeout_secs: 30}
+              limits: {max_queue_depth: 50, timeout_secs: 30, max_queued_per_user: 5}
             models:
               - name: a
                 hf_id: org/a
                 parking_lot:
-                  limits: {max_units: 2048}
+                  limits: {max_units: 2048, max_running_per_user: 2}
                   pool: {max_blocking_threads: 4}
               - name: b
                 hf_id: org/b
@@ -98,10 +98,10 @@ def test_model_overrides_merge_key_by_key(tmp_path: Path) -> None:
         )
     )
     a, b = config.models
-    assert a.parking_lot.limits == LimitsSettings(2048, 50, 30.0)
+    assert a.parking_lot.limits == LimitsSettings(2048, 50, 30.0, 2, 5)
     assert a.parking_lot.pool == PoolSettings(3, 4, 2097152)
     assert b.parking_lot == config.parking_lot
-    assert config.parking_lot.limits == LimitsSettings(None, 50, 30.0)
+    assert config.parking_lot.limits == LimitsSettings(None, 50, 30.0, None, 5)
     assert isinstance(config.parking_lot.limits.timeout_secs, float)
 
 
@@ -304,6 +304,15 @@ BAD = {
         "parking_lot:\n  limits: {max_units: 0}\n" + MODEL,
         "parking_lot.limits.max_units: expected an integer of at least 1, or null",
     ),
+    "zero jobs per user": (
+        "parking_lot:\n  limits: {max_running_per_user: 0}\n" + MODEL,
+        "parking_lot.limits.max_running_per_user: expected an integer of at least 1, or null "
+        "(no limit), got 0",
+    ),
+    "queued per user not a number": (
+        "parking_lot:\n  limits: {max_queued_per_user: many}\n" + MODEL,
+        "parking_lot.limits.max_queued_per_user: expected an integer of at least 1, or null",
+    ),
     "timeout zero": (
         "parking_lot:\n  limits: {timeout_secs: 0}\n" + MODEL,
         "parking_lot.limits.timeout_secs: expected a number above 0, got 0",
@@ -354,7 +363,8 @@ BAD = {
     "unknown nested key with suggestion": (
         "parking_lot:\n  limits: {max_unit: 10}\n" + MODEL,
         "parking_lot.limits.max_unit: unknown key 'max_unit'; expected one of: max_units, "
-        "max_queue_depth, timeout_secs; did you mean 'max_units'?",
+        "max_queue_depth, timeout_secs, max_running_per_user, max_queued_per_user; "
+        "did you mean 'max_units'?",
     ),
     "unknown model key": (
         model_with("temperature: 0.5"),

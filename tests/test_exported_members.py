@@ -40,6 +40,7 @@ PUBLIC = {
         "UnknownJob",
         "UnknownModel",
         "UnsupportedParameter",
+        "UserLimitReached",
         "WorkerLost",
         "__version__",
         "load_config",

@@ -138,6 +138,14 @@ LIMITS: Mapping[str, Rule] = {
     "timeout_secs": _positive_number().described(
         "The longest a job waits in the queue, in seconds, before it expires (HTTP 504)."
     ),
+    "max_running_per_user": _or_null(_integer(1), "no limit").described(
+        "Jobs one user may have running per model; their further jobs wait in the queue "
+        "without holding other users back."
+    ),
+    "max_queued_per_user": _or_null(_integer(1), "no limit but max_queue_depth").described(
+        "Jobs one user may have waiting per model; the next one is refused (HTTP 429 naming "
+        "this limit)."
+    ),
 }
 QUEUE: Mapping[str, Rule] = {
     "backend": _choice("memory", "sqlite").described("Where waiting jobs are kept."),

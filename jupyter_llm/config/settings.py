@@ -38,6 +38,8 @@ class LimitsSettings:
     max_units: int | None = None  # None: derived from the model's KV cache
     max_queue_depth: int = 1000
     timeout_secs: float = 120.0
+    max_running_per_user: int | None = None  # a user's jobs running at once; None: no limit
+    max_queued_per_user: int | None = None  # a user's jobs waiting; None: only max_queue_depth
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,9 +43,11 @@ class Job:
         job_id: str,
         request: GenerationRequest,
         created_at: float | None = None,
+        user: str | None = None,
     ) -> None:
         self.id = job_id
         self.request = request
+        self.user = user  # who submitted it: whose limits and fair share it counts against
         self.status = JobStatus.QUEUED
         self.created_at = time.time() if created_at is None else created_at
         self.started_at: float | None = None
@@ -94,6 +96,7 @@ class Job:
             ),
             error=self.error,
             error_type=self.error_type,
+            user=self.user,
         )
 
     def start(self, worker: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -71,11 +72,12 @@ class ModelLot:
         self.info: EngineInfo | None = None
         self.counter: TokenCounter | None = None
         self.ledger = UnitLedger()
-        self.queue: JobQueue[Job] = JobQueue(skip_limit)
+        self.queue: JobQueue[Job] = JobQueue(skip_limit, self._limits.max_running_per_user)
         self.pending: dict[str, Job] = {}  # accepted, waiting for the model to load to be priced
         self.running: dict[str, Job] = {}  # holding units on a worker (until the worker says so)
         self.closing = False
-        self._pricing = 0
+        self._pricing: Counter[str | None] = Counter()  # by user: jobs being priced
+        self._running_by_user: Counter[str | None] = Counter()  # jobs holding units, by user
         self._pricing_task: asyncio.Task[None] | None = None
         self._crew: Supervisor | None = None
         self._health: HealthWatch | None = None  # remote models only
@@ -139,7 +141,16 @@ class ModelLot:
 
     @property
     def waiting(self) -> int:
-        return len(self.queue) + len(self.pending) + self._pricing
+        return len(self.queue) + len(self.pending) + self._pricing.total()
+
+    def waiting_of(self, user: str | None) -> int:
+        """How many of the jobs waiting for this model are ``user``'s."""
+        pending = sum(job.user == user for job in self.pending.values())
+        return self.queue.waiting(user) + pending + self._pricing[user]
+
+    def running_of(self, user: str | None) -> int:
+        """How many jobs of ``user`` hold units on a worker of this model."""
+        return self._running_by_user[user]
 
     def job_limit(self) -> int:
         """The most units one job may cost: one worker's share of max_units, or its cache."""
@@ -157,11 +168,13 @@ class ModelLot:
         """
         job.request = with_defaults(job.request, self.config.params)
         if self.counter is not None:
-            self._pricing += 1  # holds its place in the depth count while it is priced
+            self._pricing[job.user] += 1  # holds its place in the depth count while priced
             try:
                 await self._price(job)
             finally:
-                self._pricing -= 1
+                self._pricing[job.user] -= 1
+                if not self._pricing[job.user]:
+                    del self._pricing[job.user]
             if self.closing:
                 raise ModelNotReady(self.name, "the server is stopping")
         accepted(job)
@@ -229,7 +242,7 @@ class ModelLot:
 
     def schedule(self) -> None:
         if not self.closing:
-            self.queue.drain(self._try_start)
+            self.queue.drain(self._try_start, self.running_of)
 
     def _try_start(self, job: Job) -> bool:
         worker = self.ledger.can_reserve(job.cost)
@@ -240,6 +253,7 @@ class ModelLot:
             job.expiry.cancel()
             job.expiry = None
         self.running[job.id] = job
+        self._running_by_user[job.user] += 1
         job.start(worker)
         assert job.started_at is not None
         self._observer.job_started(self.name, job.started_at - job.created_at)
@@ -344,6 +358,9 @@ class ModelLot:
 
     def _release(self, job: Job) -> None:
         del self.running[job.id]
+        self._running_by_user[job.user] -= 1
+        if not self._running_by_user[job.user]:
+            del self._running_by_user[job.user]
         if job.worker is not None:
             self.ledger.release(job.worker, job.cost)
             job.worker = None

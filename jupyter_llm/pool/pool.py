@@ -30,6 +30,7 @@ from ..errors import (
     QueueFull,
     UnknownJob,
     UnknownModel,
+    UserLimitReached,
     failure_type,
 )
 from ..types import GenerationRequest, JobRecord, JobStatus, TokenEvent
@@ -147,7 +148,9 @@ class Pool:
         for record, request in await self._mailbox.unfinished():
             lot = self._lots.get(record.model)
             if keep and request is not None and lot is not None:
-                job = Job(record.id, request, created_at=record.timings.created_at)
+                job = Job(
+                    record.id, request, created_at=record.timings.created_at, user=record.user
+                )
                 self._jobs[job.id] = job
                 await lot.admit(job, self._persist)
                 log.info("job %s: recovered from the persistent queue", job.id)
@@ -171,11 +174,12 @@ class Pool:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    async def submit(self, request: GenerationRequest) -> JobRecord:
+    async def submit(self, request: GenerationRequest, *, user: str | None = None) -> JobRecord:
         """Accept a job (returns its record, status ``queued`` or ``running``) or raise.
 
-        Raises UnknownModel, ModelNotReady (failed to load, or stopping), QueueFull,
-        InvalidRequest (JobTooLarge among them).
+        ``user`` owns the job: its per-user limits and fair share count it, its record names
+        them. Raises UnknownModel, ModelNotReady (failed to load, or stopping), QueueFull
+        (UserLimitReached among them), InvalidRequest (JobTooLarge among them).
         """
         lot = self._lot(request.model)
         if self._state != "running":
@@ -187,7 +191,14 @@ class Pool:
             full = QueueFull(request.model, lot.waiting, retry_after=self._retry_after(lot))
             lot.reject(full)
             raise full
-        job = Job(uuid.uuid4().hex, request)
+        most = lot.config.parking_lot.limits.max_queued_per_user
+        if most is not None and lot.waiting_of(user) >= most:
+            mine = UserLimitReached(
+                request.model, user, "max_queued_per_user", most, self._retry_after(lot)
+            )
+            lot.reject(mine)
+            raise mine
+        job = Job(uuid.uuid4().hex, request, user=user)
         try:
             await lot.admit(job, self._accept)
         except LLMError as refused:
@@ -220,11 +231,19 @@ class Pool:
         return record
 
     async def jobs(
-        self, limit: int = 50, *, model: str | None = None, status: JobStatus | None = None
+        self,
+        limit: int = 50,
+        *,
+        model: str | None = None,
+        status: JobStatus | None = None,
+        owner: str | None = None,
     ) -> list[JobRecord]:
-        """Recent records, newest first; live jobs show their text so far."""
+        """Recent records, newest first; live jobs show their text so far.
+
+        ``owner``: only that user's jobs (None: everyone's).
+        """
         assert self._mailbox is not None
-        records = await self._mailbox.list(limit, model=model, status=status)
+        records = await self._mailbox.list(limit, model=model, status=status, owner=owner)
         live = [self._jobs[r.id].record() if r.id in self._jobs else r for r in records]
         return [r for r in live if status is None or r.status is status]
 

@@ -10,6 +10,8 @@
 | ``openapi.json``        | GET         | the OpenAPI 3.1 description of every route          |
 
 Leaving an event stream never cancels its job: the job belongs to whoever submitted it.
+Each job records its user; unless the state's admin policy says this request sees all, a
+user's jobs are all it lists, and another user's job id answers 404 as an unknown one does.
 """
 
 from __future__ import annotations
@@ -60,13 +62,15 @@ class JobsHandler(LLMHandler):
         except ValueError:
             choices = ", ".join(s.value for s in JobStatus)
             raise InvalidRequest(f"status must be one of {choices}", param="status") from None
-        records = await self.pool.jobs(limit, model=self.get_argument("model", None), status=wanted)
+        records = await self.pool.jobs(
+            limit, model=self.get_argument("model", None), status=wanted, owner=self.owner
+        )
         self.write_json({"jobs": [r.to_dict() for r in records]})
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        record = await self.pool.submit(parse_job(self.read_json()))
+        record = await self.pool.submit(parse_job(self.read_json()), user=self.user)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + record.id)
         self.write_json(record.to_dict(), status=202)
 
@@ -75,11 +79,12 @@ class JobHandler(LLMHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        self.write_json((await self.pool.get(job_id)).to_dict())
+        self.write_json((await self.visible_job(job_id)).to_dict())
 
     @web.authenticated
     @authorized
     async def delete(self, job_id: str) -> None:
+        await self.visible_job(job_id)
         self.write_json((await self.pool.cancel(job_id)).to_dict())
 
 
@@ -89,7 +94,7 @@ class JobEventsHandler(LLMHandler):
     async def get(self, job_id: str) -> None:
         after = _int_argument(self.request.headers.get("Last-Event-ID", "-1"), "Last-Event-ID", -1)
         pool = self.pool
-        await pool.get(job_id)  # an unknown id is a 404 before the stream starts
+        await self.visible_job(job_id)  # an unknown id is a 404 before the stream starts
         stream = EventStream(self, self.gone, self.llm.keepalive_secs)
 
         async def relay() -> None:

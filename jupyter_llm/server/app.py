@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Float, Set, Unicode
 from traitlets.config import Application
 
 from ..config import load_config, resolve_config_path
@@ -25,6 +25,7 @@ from .base import STATE_KEY, LLMState
 from .collector import IdleCollector
 from .metrics import PrometheusObserver, forget_pool, watch_pool
 from .openai_handlers import openai_handlers
+from .owners import AdminPolicy, admins, everyone
 
 __all__ = ["LLMExtension"]
 
@@ -66,6 +67,24 @@ class LLMExtension(ExtensionApp):
         stream with it, for tens of milliseconds.""",
     )
 
+    private_jobs = Bool(
+        False,
+        config=True,
+        help="""Whether each user lists, reads, streams and cancels only their own jobs
+        (another user's job id answers 404, as an unknown one does). Off: every request
+        sees every job, as suits a single-user server, where jupyter-server's default
+        identity provider names each token-authenticated client anew (a random anonymous
+        user), so owners would not match between one kernel's requests. Turn it on behind
+        an identity provider that names users stably, such as JupyterHub's. Jobs record
+        their user and per-user limits apply either way.""",
+    )
+
+    job_admins = Set(
+        Unicode(),
+        config=True,
+        help="""With private_jobs: the usernames that see and cancel every user's jobs.""",
+    )
+
     pool: Pool | None = None
     collector: IdleCollector | None = None
     created: float = 0.0  # when the models were configured (OpenAI's "created" of a model)
@@ -95,8 +114,14 @@ class LLMExtension(ExtensionApp):
             self._share_log()
             self.created = time.time()
             self.pool = Pool(config, observer=PrometheusObserver(), drain_secs=self.drain_secs)
-        state = LLMState(self.pool, self.config_error, self.created, self.keepalive_secs)
+        state = LLMState(
+            self.pool, self.config_error, self.created, self.keepalive_secs, self.admin_policy()
+        )
         self.settings[STATE_KEY] = state
+
+    def admin_policy(self) -> AdminPolicy:
+        """Who sees every job, from ``private_jobs`` and ``job_admins``."""
+        return admins(self.job_admins) if self.private_jobs else everyone
 
     def _share_log(self) -> None:
         """Send the pool's log lines (each model's workers starting, loading, ready or

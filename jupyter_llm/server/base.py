@@ -18,9 +18,11 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from ..errors import ConfigError, InvalidRequest, LLMError
+from ..errors import ConfigError, InvalidRequest, LLMError, UnknownJob
 from ..pool import Pool
+from ..types import JobRecord
 from .http_errors import translate
+from .owners import AdminPolicy, everyone, username
 
 __all__ = ["STATE_KEY", "LLMHandler", "LLMState"]
 
@@ -37,6 +39,8 @@ class LLMState:
     config_error: ConfigError | None
     created: float  # when the models were configured (OpenAI's "created" of a model)
     keepalive_secs: float
+    #: Who sees every user's jobs (``owners.py``); the others see only their own.
+    admin: AdminPolicy = everyone
 
     def require_pool(self) -> Pool:
         """The pool, or the configuration error that kept it from being built."""
@@ -64,6 +68,28 @@ class LLMHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def pool(self) -> Pool:
         return self.llm.require_pool()
+
+    @property
+    def user(self) -> str | None:
+        """Who sends this request: the name their jobs are recorded under."""
+        return username(self.current_user)
+
+    @property
+    def owner(self) -> str | None:
+        """Whose jobs this request may see: None for all (an admin), else the user's."""
+        if self.llm.admin(self.current_user):
+            return None
+        if self.user is None:  # it could own no job: refuse rather than show all
+            raise web.HTTPError(403, "this request names no user")
+        return self.user
+
+    async def visible_job(self, job_id: str) -> JobRecord:
+        """The job's record, if this request may see it; another user's job is unknown."""
+        record = await self.pool.get(job_id)
+        owner = self.owner
+        if owner is not None and record.user != owner:
+            raise UnknownJob(job_id)
+        return record
 
     @property
     def gone(self) -> asyncio.Future[None]:

@@ -30,6 +30,7 @@ from ..errors import (
     QueueFull,
     UnknownJob,
     UnknownModel,
+    UserLimitReached,
     WorkerLost,
 )
 
@@ -64,6 +65,7 @@ _STATUS: tuple[tuple[type[LLMError], int, str], ...] = (
     (InvalidRequest, 400, "invalid_request_error"),
     (UnknownModel, 404, "invalid_request_error"),
     (UnknownJob, 404, "not_found_error"),
+    (UserLimitReached, 429, "rate_limit_error"),  # the queue may have room, not for this user
     (QueueFull, 429, "rate_limit_error"),
     (ModelNotReady, 503, "server_error"),
     (ConfigError, 503, "server_error"),

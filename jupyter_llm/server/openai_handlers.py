@@ -47,7 +47,7 @@ class _CompletionsHandler(LLMHandler):
     async def post(self) -> None:
         call = self.parse(self.read_json())
         pool = self.pool
-        ids = await _submit(pool, call)
+        ids = await _submit(pool, call, self.user)
         try:
             if call.stream:
                 await self._stream(pool, call, ids)
@@ -113,12 +113,12 @@ class CompletionsHandler(_CompletionsHandler):
         return parse_completion(body)
 
 
-async def _submit(pool: Pool, call: CompletionCall) -> list[str]:
-    """Submit every choice's job; one refused means none runs."""
+async def _submit(pool: Pool, call: CompletionCall, user: str | None) -> list[str]:
+    """Submit every choice's job, as ``user``'s; one refused means none runs."""
     ids: list[str] = []
     try:
         for request in call.requests:
-            ids.append((await pool.submit(request)).id)
+            ids.append((await pool.submit(request, user=user)).id)
     except LLMError:
         for job_id in ids:
             await pool.cancel(job_id)

@@ -4,6 +4,7 @@ makes the event loop wait on the disk."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -40,6 +41,7 @@ def record(
     model: str = "m",
     finished: float | None = None,
     text: str = "",
+    user: str | None = None,
 ) -> JobRecord:
     if finished is None and status.terminal:
         finished = created + 1
@@ -49,6 +51,7 @@ def record(
         status=status,
         timings=Timings(created_at=created, finished_at=finished),
         text=text,
+        user=user,
     )
 
 
@@ -68,6 +71,7 @@ def full_record(job_id: str = "job-full") -> JobRecord:
         finish_reason="error",
         usage=Usage(prompt_tokens=12, completion_tokens=34),
         error="worker lost",
+        user="ada",
     )
 
 
@@ -156,6 +160,24 @@ async def test_list_is_newest_first_and_filtered(mailbox: Mailbox, flush_midway:
 
     mailbox.put(record("old", T0 + 30, model="a"))  # replaced: moves to the front, once
     assert ids(await mailbox.list(3)) == ["old", "new", "mid-2"]
+
+
+@pytest.mark.parametrize("flush_midway", [False, True])
+async def test_list_keeps_one_owners_records(mailbox: Mailbox, flush_midway: bool) -> None:
+    mailbox.put(record("ada-1", T0, user="ada"))
+    mailbox.put(record("bob-1", T0 + 1, user="bob"))
+    mailbox.put(record("nobody", T0 + 2))
+    if flush_midway:
+        await mailbox.flush()
+    mailbox.put(record("ada-2", T0 + 3, JobStatus.RUNNING, user="ada"))
+    mailbox.put(record("bob-2", T0 + 4, user="bob"))
+
+    assert ids(await mailbox.list(owner="ada")) == ["ada-2", "ada-1"]
+    assert ids(await mailbox.list(1, owner="bob")) == ["bob-2"]
+    assert ids(await mailbox.list(owner="ada", status=JobStatus.COMPLETED)) == ["ada-1"]
+    assert await mailbox.list(owner="eve") == []
+    assert ids(await mailbox.list()) == ["bob-2", "ada-2", "nobody", "bob-1", "ada-1"]
+    assert (await mailbox.get("ada-2")).user == "ada"  # type: ignore[union-attr]
 
 
 async def test_unfinished_are_queued_and_running_oldest_first_with_requests(
@@ -323,6 +345,60 @@ async def test_sqlite_failed_write_is_logged_kept_and_retried(
     await asyncio.wait_for(sqlite_box.flush(), timeout=5)  # the writer lived on and retried
     with sqlite3.connect(sqlite_box.path) as conn:
         assert conn.execute("SELECT id FROM jobs").fetchall() == [("a",)]
+
+
+# The schema before jobs had owners, as the first releases wrote it.
+_OLD_SCHEMA = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, model TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL, finished_at REAL, seq INTEGER NOT NULL,
+    record TEXT NOT NULL, request TEXT
+);
+CREATE INDEX jobs_created_at ON jobs (created_at);
+CREATE INDEX jobs_status ON jobs (status);
+"""
+
+
+async def test_sqlite_file_from_before_users_loads_and_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(_OLD_SCHEMA)
+    done = record("done", T0).to_dict()
+    queued = record("queued", T0 + 1, JobStatus.QUEUED).to_dict()
+    for data in (done, queued):
+        del data["user"]  # the old records' JSON never had the key
+    kept = json.dumps(PROMPT.to_dict())
+    rows = [
+        ("done", "m", "completed", T0, T0 + 1, 1, json.dumps(done), None),
+        ("queued", "m", "queued", T0 + 1, None, 2, json.dumps(queued), kept),
+    ]
+    with old:
+        old.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    old.close()
+
+    box = SqliteMailbox(path)
+    try:
+        assert ids(await box.list()) == ["queued", "done"]
+        got = await box.get("done")
+        assert got is not None and got.user is None and got.status is JobStatus.COMPLETED
+        assert [(r.id, q) for r, q in await box.unfinished()] == [("queued", PROMPT)]
+        assert await box.list(owner="ada") == []
+        box.put(record("new", T0 + 2, user="ada"))
+        await box.flush()
+        assert ids(await box.list(owner="ada")) == ["new"]
+    finally:
+        await box.close()
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
+    owners = dict(conn.execute("SELECT id, user FROM jobs").fetchall())
+    conn.close()
+    assert columns[-1] == "user"
+    assert owners == {"done": None, "queued": None, "new": "ada"}
+    again = SqliteMailbox(path)  # opening the migrated file again changes nothing
+    try:
+        assert ids(await again.list()) == ["new", "queued", "done"]
+    finally:
+        await again.close()
 
 
 async def test_sqlite_corrupt_file_names_the_path(tmp_path: Path) -> None:

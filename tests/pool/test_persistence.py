@@ -41,7 +41,7 @@ async def test_queued_and_running_jobs_run_after_a_restart_with_persistence(make
     config = sqlite_config(tmp_path, persistence=True)
     first = await make_pool(config, step_delay=0.01, max_num_seqs=1)
     running = await first.submit(request(max_tokens=10_000))
-    queued = [await first.submit(request()) for _ in range(3)]
+    queued = [await first.submit(request(), user="ada") for _ in range(3)]
     await first.stop()  # drains for 0.5 s; the long job does not finish
     second = await make_pool(config, max_num_seqs=1)
     for job in (running, *queued[:1]):
@@ -49,6 +49,7 @@ async def test_queued_and_running_jobs_run_after_a_restart_with_persistence(make
         assert record.status is JobStatus.COMPLETED, record
     records = [await second.wait(job.id) for job in queued]
     assert [r.text for r in records] == ["keep me keep me keep"] * 3
+    assert {r.user for r in records} == {"ada"}  # a recovered job keeps its owner
     assert records[0].timings.created_at == queued[0].timings.created_at
 
 

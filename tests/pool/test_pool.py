@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -14,6 +15,7 @@ from jupyter_llm.errors import (
     QueueFull,
     UnknownJob,
     UnknownModel,
+    UserLimitReached,
 )
 from jupyter_llm.types import GenerationRequest, JobStatus, Message, Priority, SamplingParams
 
@@ -286,3 +288,69 @@ async def test_finished_records_leave_after_their_retention(make_pool):
     with pytest.raises(UnknownJob):
         await pool.get(job.id)
     assert await pool.jobs() == []
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+async def test_a_job_records_its_user_and_lists_filter_by_owner(make_pool):
+    pool = await make_pool()
+    ada = await pool.submit(request(max_tokens=1), user="ada")
+    bob = await pool.submit(request(max_tokens=1), user="bob")
+    anon = await pool.submit(request(max_tokens=1))
+    assert (ada.user, bob.user, anon.user) == ("ada", "bob", None)
+    assert (await pool.wait(ada.id)).user == "ada"
+    await pool.wait(bob.id)
+    await pool.wait(anon.id)
+    assert [r.id for r in await pool.jobs(owner="ada")] == [ada.id]
+    assert {r.id for r in await pool.jobs()} == {ada.id, bob.id, anon.id}
+
+
+async def test_max_queued_per_user_refuses_that_user_only(make_pool):
+    config = make_config(limits={"max_queued_per_user": 2}, params={"max_num_seqs": 1})
+    pool = await make_pool(config, step_delay=0.01, max_num_seqs=1)
+    running = await pool.submit(request(max_tokens=200), user="ada")
+    await until(lambda: pool.stats().total.running == 1)
+    waiting = [await pool.submit(request(), user="ada") for _ in range(2)]
+    with pytest.raises(UserLimitReached, match="max_queued_per_user") as refused:
+        await pool.submit(request(), user="ada")
+    assert (refused.value.limit, refused.value.maximum, refused.value.user) == (
+        "max_queued_per_user",
+        2,
+        "ada",
+    )
+    assert isinstance(refused.value, QueueFull) and refused.value.retry_after >= 1
+    other = await pool.submit(request(), user="bob")  # the queue itself has room
+    stats = pool.stats().total
+    assert (stats.queued, stats.rejected) == (3, 1)
+    for job in (running, *waiting, other):
+        await pool.cancel(job.id)
+
+
+async def test_max_running_per_user_holds_a_users_jobs_back_not_others(make_pool):
+    config = make_config(limits={"max_running_per_user": 1}, params={"max_num_seqs": 4})
+    pool = await make_pool(config, step_delay=0.005, max_num_seqs=4)
+    ada = [await pool.submit(request(max_tokens=10), user="ada") for _ in range(3)]
+    bob = await pool.submit(request(max_tokens=10), user="bob")
+    records = [await pool.wait(job.id) for job in ada]
+    bob_record = await pool.wait(bob.id)
+    for before, after in itertools.pairwise(records):  # one at a time, in order
+        assert after.timings.started_at >= before.timings.finished_at
+    assert bob_record.timings.started_at < records[1].timings.started_at
+
+
+async def test_the_next_slot_goes_to_the_user_with_the_fewest_running(make_pool):
+    config = make_config(params={"max_num_seqs": 2})
+    pool = await make_pool(config, step_delay=0.01, max_num_seqs=2)
+    long = await pool.submit(request(max_tokens=60), user="ada")
+    short = await pool.submit(request(max_tokens=3), user="ada")
+    await until(lambda: pool.stats().total.running == 2)
+    ada_waiting = [await pool.submit(request(max_tokens=3), user="ada") for _ in range(4)]
+    bob = await pool.submit(request(max_tokens=3), user="bob")
+    # ada's short job ends first: ada still runs one, bob none, so bob's job goes next
+    done = await pool.wait(short.id)
+    bob_record = await pool.wait(bob.id)
+    ada_records = [await pool.wait(job.id) for job in ada_waiting]
+    assert bob_record.timings.started_at >= done.timings.finished_at
+    assert all(bob_record.timings.started_at < r.timings.started_at for r in ada_records)
+    await pool.cancel(long.id)

@@ -246,3 +246,18 @@ async def test_an_out_of_range_number_is_a_400_on_every_route(
     assert (error["code"], error["param"]) == ("invalid_value", param)
     assert error["message"].startswith(f"{param}: expected ")
     assert len(error["message"]) < 200  # the value is not repeated digit by digit
+
+
+async def test_single_user_every_client_sees_every_job(llm: LLMServer) -> None:
+    """Without private_jobs: a job records who sent it, yet each token-authenticated client
+    (a new anonymous user to jupyter-server every time) reads, lists and cancels it."""
+    async with llm.client() as first:
+        response = await first.post(
+            "llm/api/jobs", json={"model": MODEL, "prompt": "a b", "max_tokens": 200}
+        )
+        job = response.json()
+    assert isinstance(job["user"], str) and job["user"]
+    async with llm.client() as second:
+        assert (await second.get(f"llm/api/jobs/{job['id']}")).json()["user"] == job["user"]
+        assert job["id"] in [j["id"] for j in (await second.get("llm/api/jobs")).json()["jobs"]]
+        assert (await second.delete(f"llm/api/jobs/{job['id']}")).status_code == 200

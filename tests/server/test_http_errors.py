@@ -18,6 +18,7 @@ from jupyter_llm.errors import (
     UnknownJob,
     UnknownModel,
     UnsupportedParameter,
+    UserLimitReached,
     WorkerLost,
 )
 from jupyter_llm.server.http_errors import translate
@@ -32,6 +33,12 @@ from jupyter_llm.server.http_errors import translate
         (UnknownModel("x", ["m"]), 404, "model_not_found", "model"),
         (UnknownJob("j"), 404, "job_not_found", None),
         (QueueFull("m", 3, 2.2), 429, "queue_full", None),
+        (
+            UserLimitReached("m", "ada", "max_queued_per_user", 4, 2.2),
+            429,
+            "user_limit_reached",
+            None,
+        ),
         (ModelNotReady("m", "loading failed"), 503, "model_not_ready", "model"),
         (ConfigError("f.yaml", "models", "bad"), 503, "config_error", None),
         (WorkerLost("j", "died"), 503, "worker_lost", None),
@@ -63,6 +70,13 @@ def test_the_body_carries_a_full_queues_depth_and_retry_time() -> None:
 def test_a_full_queue_says_when_to_retry() -> None:
     assert translate(QueueFull("m", 3, 2.2)).headers == {"Retry-After": "3"}
     assert translate(QueueFull("m", 3, 0.0)).headers == {"Retry-After": "1"}
+    limited = translate(UserLimitReached("m", "ada", "max_queued_per_user", 4, 2.2))
+    assert (limited.status, limited.type, limited.headers) == (
+        429,
+        "rate_limit_error",
+        {"Retry-After": "3"},
+    )
+    assert limited.details["limit"] == "max_queued_per_user"
 
 
 def test_http_errors_and_bugs() -> None:

@@ -31,9 +31,15 @@ class Mailbox(abc.ABC):
 
     @abc.abstractmethod
     async def list(
-        self, limit: int = 50, *, model: str | None = None, status: JobStatus | None = None
+        self,
+        limit: int = 50,
+        *,
+        model: str | None = None,
+        status: JobStatus | None = None,
+        owner: str | None = None,
     ) -> builtins.list[JobRecord]:
-        """Newest first by ``timings.created_at`` (ties: the later put first), filtered."""
+        """Newest first by ``timings.created_at`` (ties: the later put first), filtered;
+        ``owner`` keeps only that user's records (None: everyone's)."""
 
     @abc.abstractmethod
     async def unfinished(self) -> builtins.list[tuple[JobRecord, GenerationRequest | None]]:
@@ -70,5 +76,11 @@ def is_expired(record: JobRecord, before: float) -> bool:
     return finished < before
 
 
-def matches(record: JobRecord, model: str | None, status: JobStatus | None) -> bool:
-    return (model is None or record.model == model) and (status is None or record.status == status)
+def matches(
+    record: JobRecord, model: str | None, status: JobStatus | None, owner: str | None = None
+) -> bool:
+    return (
+        (model is None or record.model == model)
+        and (status is None or record.status == status)
+        and (owner is None or record.user == owner)
+    )

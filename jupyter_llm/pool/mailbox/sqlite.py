@@ -35,24 +35,30 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, model TEXT NOT NULL, status TEXT NOT NULL,
     created_at REAL NOT NULL, finished_at REAL, seq INTEGER NOT NULL,
-    record TEXT NOT NULL, request TEXT
+    record TEXT NOT NULL, request TEXT, user TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created_at ON jobs (created_at);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 """
-_COLUMNS = {"id", "model", "status", "created_at", "finished_at", "seq", "record", "request"}
+# Files written before jobs had owners lack the user column: it is added (NULL: nobody named,
+# as their records say), then indexed.
+_COLUMNS_V1 = {"id", "model", "status", "created_at", "finished_at", "seq", "record", "request"}
+_COLUMNS = _COLUMNS_V1 | {"user"}
+_MIGRATE_V1 = "ALTER TABLE jobs ADD COLUMN user TEXT"
+_USER_INDEX = "CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user)"
 _UPSERT = """
-INSERT INTO jobs (id, model, status, created_at, finished_at, seq, record, request)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO jobs (id, model, status, created_at, finished_at, seq, record, request, user)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET model = excluded.model, status = excluded.status,
     created_at = excluded.created_at, finished_at = excluded.finished_at, seq = excluded.seq,
-    record = excluded.record, request = COALESCE(excluded.request, jobs.request)
+    record = excluded.record, request = COALESCE(excluded.request, jobs.request),
+    user = excluded.user
 """
 _UNFINISHED = "('queued', 'running')"
 _EXPIRED = f"(status NOT IN {_UNFINISHED} AND COALESCE(finished_at, created_at) < ?)"
 _LIST = f"""
 SELECT id, seq, record FROM jobs
-WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR status = ?2)
+WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR status = ?2) AND (?5 IS NULL OR user = ?5)
     AND NOT (?3 IS NOT NULL AND {_EXPIRED.replace("?", "?3")})
 ORDER BY created_at DESC, seq DESC LIMIT ?4
 """
@@ -143,6 +149,12 @@ class SqliteMailbox(Mailbox):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            if columns == _COLUMNS_V1:
+                with conn:
+                    conn.execute(_MIGRATE_V1)
+                columns |= {"user"}
+            if columns == _COLUMNS:
+                conn.execute(_USER_INDEX)
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
@@ -236,19 +248,25 @@ class SqliteMailbox(Mailbox):
         return record
 
     async def list(
-        self, limit: int = 50, *, model: str | None = None, status: JobStatus | None = None
+        self,
+        limit: int = 50,
+        *,
+        model: str | None = None,
+        status: JobStatus | None = None,
+        owner: str | None = None,
     ) -> builtins.list[JobRecord]:
         if limit <= 0:
             return []
         with self._cond:
             hot, floor = dict(self._hot), self._floor
         # Hot entries replace up to len(hot) of these rows: fetch that many more.
-        args = (model, None if status is None else status.value, floor, limit + len(hot))
+        wanted = None if status is None else status.value
+        args = (model, wanted, floor, limit + len(hot), owner)
         rows = await self._read(lambda c: c.execute(_LIST, args).fetchall())
         found = [
             (e.seq, e.record)
             for e in hot.values()
-            if e.record is not None and matches(e.record, model, status)
+            if e.record is not None and matches(e.record, model, status, owner)
         ]
         found += [(seq, _load_record(text)) for job_id, seq, text in rows if job_id not in hot]
         found.sort(key=lambda f: (f[1].timings.created_at, f[0]), reverse=True)
@@ -375,6 +393,7 @@ def _row(record: JobRecord, entry: _Entry) -> tuple[Any, ...]:
         entry.seq,
         json.dumps(record.to_dict()),
         request,
+        record.user,
     )
 
 
