@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import shutil
 import ssl
 import subprocess
@@ -164,21 +165,61 @@ async def test_a_kept_connection_the_upstream_closed_is_replaced_and_the_request
     assert len(seen) == 2
 
 
-async def test_a_kept_connection_closed_as_the_request_went_out_is_sent_again() -> None:
+async def test_a_post_whose_connection_fails_once_it_went_out_is_never_sent_again() -> None:
     seen: list[bytes] = []
     answer = sse("data: [DONE]\n\n")
 
     async def close_on_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await answering(seen, answer)(reader, writer)
-        await reader.readuntil(b"\r\n\r\n")  # the second request: hang up without a word
+        seen.append(await read_request(reader))  # the second request: hang up without a word
         writer.close()
 
     async with serving(close_on_read, answering(seen, answer)) as upstream:
         c = client(upstream.url)
         assert await lines_of(c) == (200, ["data: [DONE]", ""])
-        assert await lines_of(c) == (200, ["data: [DONE]", ""])
+        with pytest.raises(http1.Disconnected, match="closed before an answer"):
+            await lines_of(c)
+        await c.aclose()
+    # The upstream may have applied it (and billed it): it saw the POST once, on one connection.
+    assert upstream.connections == 1 and len(seen) == 2
+
+
+async def test_an_idle_connection_is_dropped_before_the_upstreams_keep_alive_ends() -> None:
+    seen: list[bytes] = []
+    # The upstream keeps it a second at most; dropped a second early, it is never reused.
+    answer = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok"
+    async with serving(answering(seen, answer, answer)) as upstream:
+        c = client(upstream.url)
+        for _ in range(2):
+            async with c.post("completions", b"{}") as response:
+                assert await response.read() == b"ok"
         await c.aclose()
     assert upstream.connections == 2
+
+
+async def test_a_request_cancelled_before_the_answers_headers_hangs_up_at_once() -> None:
+    got = asyncio.Event()
+
+    async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        got.set()  # then serving() waits for the client to hang up
+
+    async with serving(never_answers) as upstream:
+        c = client(upstream.url, timeout=60)
+        task = asyncio.create_task(lines_of(c))
+        await asyncio.wait_for(got.wait(), 5)
+        # Without the cycle collector, a connection nobody closed stays open as long as the
+        # cancel's traceback is kept (as a task keeps it): only a close on cancel hangs up.
+        gc.disable()
+        try:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError) as cancelled:
+                await task
+            await asyncio.wait_for(upstream.hung_up.wait(), 1)  # not at the timeout or exit
+        finally:
+            gc.enable()
+        assert cancelled.value is not None
+        await c.aclose()
 
 
 async def test_leaving_a_stream_early_hangs_up() -> None:
