@@ -33,6 +33,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
@@ -54,6 +55,9 @@ _HEAD_LIMIT = 65536  # bytes of status line and headers
 # keep-alive: under uvicorn's 5 s (vLLM's server, jupyter_llm's proxies), so that the
 # upstream seldom closes a connection just as a request goes out on it.
 _IDLE_SECS = 4.0
+_CHUNK_LIMIT = 16 * 1024 * 1024  # bytes in one chunk of a chunked body (held whole)
+_LINE_LIMIT = 16 * 1024 * 1024  # characters in one line of a body read as lines
+_INTERIM_LIMIT = 16  # 1xx answers before the real one
 
 
 class HttpError(Exception):
@@ -107,23 +111,35 @@ class Response:
     """An answer's status and headers (names in lower case); its body read once, as it comes."""
 
     def __init__(
-        self, status: int, headers: dict[str, str], connection: _Connection, timeout: float
+        self,
+        status: int,
+        headers: dict[str, str],
+        connection: _Connection,
+        timeout: float,
+        version: str = "HTTP/1.1",
     ) -> None:
         self.status = status
         self.headers = headers
         self._connection = connection
         self._timeout = timeout
+        self._version = version
         self.complete = False  # the body was read to its end
 
     @property
     def reusable(self) -> bool:
-        return self.complete and self.headers.get("connection", "").lower() != "close"
+        tokens = {t.strip() for t in self.headers.get("connection", "").lower().split(",")}
+        if self._version == "HTTP/1.0":  # kept only when it says so (RFC 9112, 9.3)
+            return self.complete and "keep-alive" in tokens
+        return self.complete and "close" not in tokens
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body's bytes, as the upstream framed them (chunked: one chunk each)."""
         reader = self._connection.reader
         encoding = self.headers.get("transfer-encoding", "").lower()
         length = self.headers.get("content-length")
+        if self.status in (204, 304):  # no body, whatever the headers say (RFC 9112, 6.3)
+            self.complete = True
+            return
         try:
             if "chunked" in encoding:
                 async for chunk in self._chunked(reader):
@@ -157,10 +173,7 @@ class Response:
                 line = await reader.readline()
                 if not line.endswith(b"\n"):
                     raise Disconnected("the connection closed inside a chunked answer")
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size line {line[:40]!r}") from None
+                size = _chunk_size(line)
                 if size == 0:
                     while (await reader.readline()).strip():  # trailers, then a blank line
                         pass
@@ -174,6 +187,8 @@ class Response:
         async for chunk in self.chunks():
             rest += chunk
             if b"\n" not in chunk:
+                if len(rest) > _LINE_LIMIT:
+                    raise ProtocolError(f"a line of the answer runs past {_LINE_LIMIT} bytes")
                 continue
             *whole, rest = rest.split(b"\n")
             for line in whole:
@@ -304,7 +319,7 @@ class Client:
         try:
             writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n".encode())
             head = await reader.readuntil(b"\r\n\r\n")
-            status, _ = _parse_head(head)
+            _, status, _ = _parse_head(head)
             if status != 200:
                 line = head.split(b"\r\n", 1)[0].decode("latin-1")
                 raise ConnectError(f"the proxy refused the tunnel to {target}: {line}")
@@ -321,15 +336,20 @@ class Client:
             raise _Unsent("closed by the upstream")
         try:
             await writer.drain()
-            async with asyncio.timeout(self._timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
-            status, headers = _parse_head(head)
+            for _ in range(_INTERIM_LIMIT + 1):
+                async with asyncio.timeout(self._timeout):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                version, status, headers = _parse_head(head)
+                if not 100 <= status < 200:  # 1xx (100 Continue, 103 Early Hints): interim
+                    break
+            else:
+                raise ProtocolError(f"more than {_INTERIM_LIMIT} interim (1xx) answers")
         except BaseException as exc:
             # Sent, or partly: never again (module doc). Cancelled: the upstream must see the
             # job go now, not when the connection is collected.
             connection.close()
             raise _failure(exc, self._timeout) from None
-        return Response(status, headers, connection, self._timeout)
+        return Response(status, headers, connection, self._timeout, version)
 
 
 class _Unsent(Exception):
@@ -360,11 +380,11 @@ def _keep_alive(headers: dict[str, str]) -> float:
     return _IDLE_SECS
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+def _parse_head(head: bytes) -> tuple[str, int, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
     code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
+    if version not in ("HTTP/1.0", "HTTP/1.1") or not (code.isdigit() and code.isascii()):
         raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -376,11 +396,32 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         key = name.strip().lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return int(code), headers
+    return version, int(code), headers
 
 
 def _header_lines(headers: dict[str, str]) -> str:
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+            # A line break in a value (an API key read with its newline) would end the
+            # header there and start another, or the body, with the rest.
+            raise ValueError(f"the header {name!r} has a name or value HTTP cannot carry")
     return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n")
+
+
+def _chunk_size(line: bytes) -> int:
+    """A chunk-size line's size: hex digits only (``int(x, 16)`` also takes ``-1``, ``0x1a``
+    and ``1_0``), at most ``_CHUNK_LIMIT``; extensions after ``;`` are ignored."""
+    match = _CHUNK_SIZE.fullmatch(line)
+    if match is None:
+        raise ProtocolError(f"bad chunk size line {line[:40]!r}")
+    size = int(match.group(1), 16)
+    if size > _CHUNK_LIMIT:
+        raise ProtocolError(f"a chunk of {size} bytes is over {_CHUNK_LIMIT}")
+    return size
 
 
 def _length(value: str) -> int:
