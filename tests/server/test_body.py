@@ -15,6 +15,7 @@ from jupyter_llm.server.body import MAX_DEPTH
 
 from .client import LLMServer
 from .conftest import MODEL
+from .live import record
 
 ROUTES = {
     "llm/api/jobs": {"model": MODEL, "prompt": "a b c"},
@@ -57,6 +58,7 @@ async def test_100_000_levels_of_nesting_are_a_400_on_every_route(
         assert status == 400, error
         assert error["message"] == f"the request body is nested more than {MAX_DEPTH} levels deep"
         assert error["code"] == "invalid_value" and error["type"] == "invalid_request_error"
+    record("body", case=f"{levels:,} levels of nesting", route=path, status=status)
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -100,6 +102,7 @@ async def test_bodies_the_parser_refuses_are_a_400_that_says_why(
     failures = []
     for name, body, says in BAD_BODIES:
         status, error = await post(client, path, body)
+        record("body", case=name, route=path, status=status)
         if status != 400 or says not in error["message"]:
             failures.append(f"{name}: {status} {error['message']}")
     assert not failures, "\n".join(failures)
@@ -126,6 +129,7 @@ async def test_a_body_over_the_cap_is_a_413_before_it_is_parsed(
     assert error["limit"] == CAP and error["size"] > CAP
     assert f"is larger than this server reads ({CAP:,} bytes" in error["message"]
     assert took < 1, took
+    record("body", case="4 MiB and more", route=path, status=413, seconds=round(took, 3))
 
 
 async def test_a_chunked_body_over_the_cap_is_a_413(client: httpx.AsyncClient) -> None:

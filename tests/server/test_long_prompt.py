@@ -74,4 +74,8 @@ async def test_a_huge_prompt_is_refused_in_under_a_second(tiny: LLMServer) -> No
         _, reply = await post(chat("the quick brown fox"))
         assert reply.status_code == 200, reply.text
         assert 4 < reply.json()["usage"]["prompt_tokens"] < 40
-    record("huge prompt", s_400_12mb=round(took, 3), s_413_32mb=round(took_413, 3))
+    route = "llm/v1/chat/completions"
+    record("body", case="a 12 MB message", route=route, status=400, seconds=round(took, 3))
+    record(
+        "body", case="32 MiB over a 32 MiB cap", route=route, status=413, seconds=round(took_413, 3)
+    )
