@@ -19,8 +19,9 @@ from ..errors import InvalidRequest
 __all__ = ["MAX_DEPTH", "parse_object"]
 
 #: The deepest nesting a body may have (the object itself is level 1). OpenAI's requests
-#: nest about 6 levels (messages, content parts); a JSON schema for structured output a few
-#: more a level; 64 leaves room and stays far below the interpreter's recursion limit.
+#: nest about 6 levels (messages, content parts), a JSON schema for structured output two
+#: more for each level of its own; 64 leaves room and stays far below the interpreter's
+#: recursion limit.
 MAX_DEPTH = 64
 
 _TOO_DEEP = f"the request body is nested more than {MAX_DEPTH} levels deep"
