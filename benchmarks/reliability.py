@@ -3,9 +3,10 @@ lost, from the reliability tests run against real servers at a larger scale than
 
     python benchmarks/reliability.py [--scale N] [--fuzz-secs S] [--quick]
 
-It runs the tests that check each promise (tests/server/test_bad_input.py, test_fuzz.py,
-test_overload.py, test_faults.py; tests/kernel/test_bad_magics.py; the models.yaml matrix
-in tests/test_config.py) with pytest, collects what each measured, and prints one table.
+It runs the tests that check each promise (tests/server/test_bad_input.py, test_body.py,
+test_long_prompt.py, test_fuzz.py, test_overload.py, test_faults.py;
+tests/kernel/test_bad_magics.py; the models.yaml matrix in tests/test_config.py) with pytest,
+collects what each measured, and prints one table.
 A test that fails shows as a failed row: the table never hides a broken promise.
 """
 
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES = {
     "bad input": [
         "tests/server/test_bad_input.py",
+        "tests/server/test_body.py",
+        "tests/server/test_long_prompt.py",
         "tests/kernel/test_bad_magics.py",
         "tests/test_config.py::test_bad_configuration",
     ],
@@ -70,6 +73,22 @@ def table(rows: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _bodies(measured: list[dict[str, Any]]) -> str:
+    """Each kind of body sent, the routes it went to, and what came back (and how fast)."""
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for m in measured:
+        cases.setdefault(m["case"], []).append(m)
+    said = []
+    for case, answers in cases.items():
+        statuses = "/".join(sorted({str(a["status"]) for a in answers}))
+        slowest = max((a.get("seconds", 0) for a in answers), default=0)
+        timing = f" in <= {slowest:.2f} s" if slowest else ""
+        routes = len({a["route"] for a in answers})
+        where = f"{routes} routes" if routes > 1 else "1 route"
+        said.append(f"{case} ({where}): {statuses}{timing}")
+    return "; ".join(said) or "none measured"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=3, help="overload rounds: 3 x this")
@@ -92,6 +111,7 @@ def main() -> None:
     from tests.test_config import BAD as CONFIG_CASES
 
     fuzz = by_name.get("schema fuzzing", {})
+    bodies = _bodies([m for m in measured if m["name"] == "body"])
     load = by_name.get("overload", {})
     faults = [m for m in measured if "lost_records" in m]
     lost = sum(int(m["lost_records"]) for m in faults)
@@ -120,6 +140,7 @@ def main() -> None:
             "{} / {}".format(*outcome["faults"]),
         ),
         ("records lost", str(lost), ""),
+        ("bodies refused", bodies, "(in bad input)"),
     ]
     print(table(rows))
 

@@ -12,7 +12,8 @@ The tree (``code`` in brackets)::
     ├── ConfigError [config_error]              models.yaml is unreadable or wrong
     ├── InvalidRequest [invalid_value]          a request or parameter is wrong (names it)
     │   ├── UnsupportedParameter [unsupported_parameter]   one jupyter_llm does not implement
-    │   └── JobTooLarge [job_too_large]         the job could never fit the model's cache
+    │   ├── JobTooLarge [job_too_large]         the job could never fit the model's cache
+    │   └── RequestTooLarge [request_too_large] the request body is over the server's cap
     ├── UnknownModel [model_not_found]          no model of that name is configured
     ├── UnknownJob [job_not_found]              no job of that id is live or in the mailbox
     ├── QueueFull [queue_full]                  the model's queue is at max_queue_depth
@@ -41,6 +42,7 @@ __all__ = [
     "LLMError",
     "ModelNotReady",
     "QueueFull",
+    "RequestTooLarge",
     "ServerRefused",
     "ServerUnreachable",
     "SourceError",
@@ -132,6 +134,24 @@ class JobTooLarge(InvalidRequest):
             f"this job needs {cost} KV-cache units but a worker of model {model!r} holds at most "
             f"{capacity}; shorten the prompt or lower max_tokens",
             param="max_tokens",
+        )
+
+
+class RequestTooLarge(InvalidRequest):
+    """The request body is larger than the server reads (its ``max_body_bytes``).
+
+    ``size`` is the body's declared length, or what arrived before the cap was passed.
+    """
+
+    code = "request_too_large"
+    fields = ("param", "size", "limit")
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the request body ({size:,} bytes) is larger than this server reads "
+            f"({limit:,} bytes, its LLMExtension.max_body_bytes)"
         )
 
 

@@ -87,9 +87,11 @@ class EngineInfo:
     counts_inline: bool = False
 
 
-#: Counts a request's prompt tokens (chat template included). Runs in a server helper
-#: thread: it must not import torch.
-TokenCounter = Callable[[GenerationRequest], int]
+#: Counts a request's prompt tokens (chat template included), called as ``count(request,
+#: limit)``: exact up to ``limit``; past it, any number above ``limit`` and at most the true
+#: count, so that a prompt far too long is refused without counting it whole. Runs in a
+#: server helper thread: it must not import torch.
+TokenCounter = Callable[[GenerationRequest, int], int]
 
 
 class Engine(Protocol):

@@ -39,8 +39,8 @@ def _prompt_words(request: GenerationRequest) -> list[str]:
     return request.messages[-1].content.split()
 
 
-def count_tokens(request: GenerationRequest) -> int:
-    """The fake tokenizer: one token per whitespace-separated word."""
+def count_tokens(request: GenerationRequest, limit: int | None = None) -> int:
+    """The fake tokenizer: one token per whitespace-separated word (always counted whole)."""
     if request.prompt is not None:
         return max(1, len(request.prompt.split()))
     assert request.messages is not None

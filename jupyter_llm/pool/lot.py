@@ -187,11 +187,12 @@ class ModelLot:
 
     async def _price(self, job: Job) -> None:
         assert self.counter is not None and self.info is not None
+        context = self.config.params.max_model_len or self.info.max_model_len
         if self.info.counts_inline:  # an estimate: cheaper than a hop to a helper thread
-            prompt_tokens = self.counter(job.request)
+            prompt_tokens = self.counter(job.request, context)
         else:
             prompt_tokens = await self._loop.run_in_executor(
-                self._executor, self.counter, job.request
+                self._executor, self.counter, job.request, context
             )
         max_tokens = job.request.params.max_tokens
         assert max_tokens is not None  # admit resolved it
@@ -199,9 +200,10 @@ class ModelLot:
             prompt_tokens,
             max_tokens,
             model=self.name,
-            context=self.config.params.max_model_len or self.info.max_model_len,
+            context=context,
             block_size=self.info.block_size,
             limit=self.job_limit(),
+            prompt_param="prompt" if job.request.prompt is not None else "messages",
         )
         job.prompt_tokens = prompt_tokens
 

@@ -40,14 +40,32 @@ def with_defaults(request: GenerationRequest, defaults: ModelParams) -> Generati
 
 
 def price(
-    prompt_tokens: int, max_tokens: int, *, model: str, context: int, block_size: int, limit: int
+    prompt_tokens: int,
+    max_tokens: int,
+    *,
+    model: str,
+    context: int,
+    block_size: int,
+    limit: int,
+    prompt_param: str = "prompt",
 ) -> int:
     """The units a job costs; ``InvalidRequest`` if the prompt is empty or overflows the
     model's context, ``JobTooLarge`` if it costs more than ``limit`` (what one worker can
-    ever hold)."""
+    ever hold).
+
+    ``prompt_tokens`` is exact up to ``context``; beyond, it may be a floor (a counter stops
+    counting there), so the message says "at least". ``prompt_param`` names the field that
+    holds the prompt (``prompt`` or ``messages``).
+    """
     if prompt_tokens == 0:  # nothing to continue from: the engine cannot run a step
         raise InvalidRequest(
             f"the prompt is empty (0 tokens for model {model!r}); send some text", param="prompt"
+        )
+    if prompt_tokens > context:
+        raise InvalidRequest(
+            f"the prompt (at least {prompt_tokens} tokens) exceeds the context of model "
+            f"{model!r} ({context} tokens)",
+            param=prompt_param,
         )
     if prompt_tokens + max_tokens > context:
         raise InvalidRequest(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Set, Unicode
+from traitlets import Bool, Float, Int, Set, Unicode
 from traitlets.config import Application
 
 from ..config import load_config, resolve_config_path
@@ -55,6 +55,16 @@ class LLMExtension(ExtensionApp):
         config=True,
         help="""Seconds that running jobs get to finish when the server stops; the rest are
         cancelled, then every worker process is stopped.""",
+    )
+
+    max_body_bytes = Int(
+        4 * 1024 * 1024,
+        min=0,
+        config=True,
+        help="""Largest request body, in bytes, that a jupyter_llm route reads; a larger one
+        is refused with 413 (on its Content-Length, before it is read). 0: no cap but the
+        server's own ServerApp.max_body_size. The default holds a prompt of about a
+        million tokens.""",
     )
 
     freeze_gc = Bool(
@@ -115,7 +125,12 @@ class LLMExtension(ExtensionApp):
             self.created = time.time()
             self.pool = Pool(config, observer=PrometheusObserver(), drain_secs=self.drain_secs)
         state = LLMState(
-            self.pool, self.config_error, self.created, self.keepalive_secs, self.admin_policy()
+            self.pool,
+            self.config_error,
+            self.created,
+            self.keepalive_secs,
+            admin=self.admin_policy(),
+            max_body_bytes=self.max_body_bytes,
         )
         self.settings[STATE_KEY] = state
 

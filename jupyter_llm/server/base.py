@@ -5,12 +5,17 @@ there (as jupyter_server_terminals hands its manager over), so nothing here impo
 extension app. Handlers raise domain errors (``UnknownModel``, ``QueueFull``...) and let
 ``write_error`` answer through the one translator in ``http_errors``. ``gone`` resolves
 when the client closes its connection, so a handler waiting on the pool can stop waiting.
+
+Bodies are streamed in (``stream_request_body``) so that one over ``max_body_bytes`` is
+never held in memory: it is read to its end and dropped, then refused with 413 before
+anything parses it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -18,9 +23,10 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from ..errors import ConfigError, InvalidRequest, LLMError, UnknownJob
+from ..errors import ConfigError, LLMError, RequestTooLarge, UnknownJob
 from ..pool import Pool
 from ..types import JobRecord
+from .body import parse_object
 from .http_errors import translate
 from .owners import AdminPolicy, everyone, username
 
@@ -41,6 +47,7 @@ class LLMState:
     keepalive_secs: float
     #: Who sees every user's jobs (``owners.py``); the others see only their own.
     admin: AdminPolicy = everyone
+    max_body_bytes: int = 0  # 0: no cap of ours (the server's own max_body_size still holds)
 
     def require_pool(self) -> Pool:
         """The pool, or the configuration error that kept it from being built."""
@@ -51,15 +58,43 @@ class LLMState:
         return self.pool
 
 
+def _declared_length(header: str) -> int:
+    """The Content-Length as a number; 0 for one that is not (tornado refuses that body with
+    its own 400 once the handler has seen the headers)."""
+    return int(header) if header.isascii() and header.isdigit() else 0
+
+
 # text/plain: what fetch() sends for a string body when the caller names no type.
 _JSON_TYPES = frozenset({"application/json", "text/plain"})
 
 
+@web.stream_request_body
 class LLMHandler(ExtensionHandlerMixin, APIHandler):
     """The base of every route; subclasses mark each verb ``@web.authenticated @authorized``."""
 
     auth_resource = "llm"
     _gone: asyncio.Future[None] | None = None
+    _chunks: list[bytes]
+    _received = 0  # bytes of body that arrived, kept or not
+    _size = 0  # the body's length: declared, or what arrived if more
+
+    async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler.prepare
+        self._chunks = []
+        await super().prepare()
+        self._size = _declared_length(self.request.headers.get("Content-Length", ""))
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        # A body over the cap is read to its end but not kept, then refused by the verb: a
+        # refusal sent before the client has finished sending (and a close of the socket
+        # with its bytes unread) reaches most clients as a connection reset, not as a 413.
+        self._received += len(chunk)
+        self._size = max(self._size, self._received)
+        cap = self.llm.max_body_bytes
+        if cap and self._size > cap:
+            self._chunks.clear()
+        else:
+            self._chunks.append(chunk)
+        return None
 
     @property
     def llm(self) -> LLMState:
@@ -115,13 +150,10 @@ class LLMHandler(ExtensionHandlerMixin, APIHandler):
             raise web.HTTPError(
                 415, f"the request body must be JSON (Content-Type: application/json), got {kind}"
             )
-        try:
-            data = json.loads(self.request.body or b"null")
-        except ValueError as exc:
-            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest("the request body must be a JSON object")
-        return data
+        cap = self.llm.max_body_bytes
+        if cap and self._size > cap:
+            raise RequestTooLarge(self._size, cap)
+        return parse_object(b"".join(self._chunks))
 
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

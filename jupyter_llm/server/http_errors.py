@@ -28,6 +28,7 @@ from ..errors import (
     LLMError,
     ModelNotReady,
     QueueFull,
+    RequestTooLarge,
     UnknownJob,
     UnknownModel,
     UserLimitReached,
@@ -62,6 +63,7 @@ class HTTPFailure:
 # Status and OpenAI type by class, most specific first (a subclass not listed gets its
 # parent's); the codes come from the classes themselves.
 _STATUS: tuple[tuple[type[LLMError], int, str], ...] = (
+    (RequestTooLarge, 413, "invalid_request_error"),
     (InvalidRequest, 400, "invalid_request_error"),
     (UnknownModel, 404, "invalid_request_error"),
     (UnknownJob, 404, "not_found_error"),

@@ -127,8 +127,10 @@ def parse_completion(body: Mapping[str, Any]) -> CompletionCall:
     call = _call(
         "text", model, body, [GenerationRequest(model, prompt=p) for p in prompts], sampling
     )
-    best_of = body.get("best_of", len(call.requests) // len(prompts))
-    if best_of != len(call.requests) // len(prompts):
+    n = len(call.requests) // len(prompts)
+    best_of = body.get("best_of", n)
+    check_range(best_of, Range(1, MAX_CHOICES, integer=True), "best_of")  # true is no 1 here
+    if best_of != n:
         raise UnsupportedParameter("best_of", "only best_of equal to n is implemented")
     return call
 

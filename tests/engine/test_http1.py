@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import shutil
 import ssl
 import subprocess
@@ -164,21 +165,61 @@ async def test_a_kept_connection_the_upstream_closed_is_replaced_and_the_request
     assert len(seen) == 2
 
 
-async def test_a_kept_connection_closed_as_the_request_went_out_is_sent_again() -> None:
+async def test_a_post_whose_connection_fails_once_it_went_out_is_never_sent_again() -> None:
     seen: list[bytes] = []
     answer = sse("data: [DONE]\n\n")
 
     async def close_on_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await answering(seen, answer)(reader, writer)
-        await reader.readuntil(b"\r\n\r\n")  # the second request: hang up without a word
+        seen.append(await read_request(reader))  # the second request: hang up without a word
         writer.close()
 
     async with serving(close_on_read, answering(seen, answer)) as upstream:
         c = client(upstream.url)
         assert await lines_of(c) == (200, ["data: [DONE]", ""])
-        assert await lines_of(c) == (200, ["data: [DONE]", ""])
+        with pytest.raises(http1.Disconnected, match="closed before an answer"):
+            await lines_of(c)
+        await c.aclose()
+    # The upstream may have applied it (and billed it): it saw the POST once, on one connection.
+    assert upstream.connections == 1 and len(seen) == 2
+
+
+async def test_an_idle_connection_is_dropped_before_the_upstreams_keep_alive_ends() -> None:
+    seen: list[bytes] = []
+    # The upstream keeps it a second at most; dropped a second early, it is never reused.
+    answer = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok"
+    async with serving(answering(seen, answer, answer)) as upstream:
+        c = client(upstream.url)
+        for _ in range(2):
+            async with c.post("completions", b"{}") as response:
+                assert await response.read() == b"ok"
         await c.aclose()
     assert upstream.connections == 2
+
+
+async def test_a_request_cancelled_before_the_answers_headers_hangs_up_at_once() -> None:
+    got = asyncio.Event()
+
+    async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        got.set()  # then serving() waits for the client to hang up
+
+    async with serving(never_answers) as upstream:
+        c = client(upstream.url, timeout=60)
+        task = asyncio.create_task(lines_of(c))
+        await asyncio.wait_for(got.wait(), 5)
+        # Without the cycle collector, a connection nobody closed stays open as long as the
+        # cancel's traceback is kept (as a task keeps it): only a close on cancel hangs up.
+        gc.disable()
+        try:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError) as cancelled:
+                await task
+            await asyncio.wait_for(upstream.hung_up.wait(), 1)  # not at the timeout or exit
+        finally:
+            gc.enable()
+        assert cancelled.value is not None
+        await c.aclose()
 
 
 async def test_leaving_a_stream_early_hangs_up() -> None:
@@ -246,6 +287,87 @@ async def test_broken_answers_raise_errors_that_say_what_broke() -> None:
             with pytest.raises(error, match=words):
                 await lines_of(c)
             await c.aclose()
+
+
+def replying(answer: bytes) -> Handler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer)
+
+    return handler
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("size", "words"),
+    [
+        (b"-1", "bad chunk size"),  # int(x, 16) took each of these
+        (b"0x1a", "bad chunk size"),
+        (b"1_0", "bad chunk size"),
+        (b"+5", "bad chunk size"),
+        (b" 5", "bad chunk size"),
+        (b"1000001", "over 16777216"),
+    ],
+)
+async def test_a_chunk_size_is_hex_digits_and_bounded(size: bytes, words: str) -> None:
+    async with serving(replying(CHUNKED + size + b"\r\ndata: x\n\r\n")) as upstream:
+        c = client(upstream.url)
+        with pytest.raises(http1.ProtocolError, match=words):
+            await lines_of(c)
+        await c.aclose()
+
+
+async def test_chunk_extensions_are_ignored() -> None:
+    answer = CHUNKED + b"8;name=value\r\ndata: x\n\r\n0\r\n\r\n"
+    async with serving(replying(answer)) as upstream:
+        c = client(upstream.url)
+        assert await lines_of(c) == (200, ["data: x"])
+        await c.aclose()
+
+
+async def test_a_line_with_no_end_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http1, "_LINE_LIMIT", 1000)
+    endless = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000
+    async with serving(replying(endless)) as upstream:
+        c = client(upstream.url)
+        with pytest.raises(http1.ProtocolError, match="runs past 1000 bytes"):
+            await lines_of(c)
+        await c.aclose()
+
+
+async def test_interim_answers_are_skipped_and_bodiless_ones_end_at_their_head() -> None:
+    seen: list[bytes] = []
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    no_content = b"HTTP/1.1 204 No Content\r\n\r\n"  # no length: yet no body follows
+    not_modified = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with serving(answering(seen, interim + ok, no_content, not_modified, ok)) as upstream:
+        c = client(upstream.url, timeout=2)
+        for status, body in ((200, b"ok"), (204, b""), (304, b""), (200, b"ok")):
+            async with c.post("completions", b"{}") as response:
+                assert (response.status, await response.read()) == (status, body)
+        await c.aclose()
+    assert upstream.connections == 1
+
+
+async def test_an_http_1_0_connection_is_kept_only_when_it_says_keep_alive() -> None:
+    for keep, connections in ((b"", 2), (b"Connection: keep-alive\r\n", 1)):
+        seen: list[bytes] = []
+        ok = b"HTTP/1.0 200 OK\r\n" + keep + b"Content-Length: 2\r\n\r\nok"
+        async with serving(answering(seen, ok, ok)) as upstream:
+            c = client(upstream.url)
+            for _ in range(2):
+                async with c.post("completions", b"{}") as response:
+                    assert await response.read() == b"ok"
+            await c.aclose()
+        assert upstream.connections == connections, keep
+
+
+def test_a_header_value_with_a_line_break_is_refused() -> None:
+    with pytest.raises(ValueError, match="'Authorization' has a name or value HTTP cannot"):
+        client("http://127.0.0.1:9/v1", Authorization="Bearer key\nX-Injected: 1")
 
 
 async def test_no_upstream_is_a_connect_error() -> None:

@@ -10,6 +10,9 @@ goes away and comes back.
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -20,8 +23,10 @@ import openai
 import pytest
 
 from jupyter_llm.testing import free_port
+from jupyter_llm.types import GenerationRequest, SamplingParams
 
 from ..kernel.conftest import Kernels, clean_env
+from ..support import make_config
 from .servers import Launched
 
 # slow: three jupyter_llm servers as subprocesses
@@ -366,3 +371,44 @@ def test_status_answers_while_remote_streams_run(servers) -> None:
             assert client.get("llm/api/status").status_code == 200
             times.append(time.perf_counter() - start)
         assert sorted(times)[len(times) // 2] < 0.1
+
+
+async def test_a_job_cancelled_before_the_upstream_answers_hangs_up_at_once(make_pool) -> None:
+    """The upstream never answers the POST; cancelling the job closes its connection now, not
+    at the request timeout (tests/engine/test_http1.py pins the client's close on cancel)."""
+    posted, hung_up = asyncio.Event(), asyncio.Event()
+    models = json.dumps({"data": [{"id": "far"}]}).encode()
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.startswith(b"GET"):  # the health check
+                    length = b"Content-Length: %d\r\n\r\n" % len(models)
+                    writer.write(b"HTTP/1.1 200 OK\r\n" + length + models)
+                    continue
+                posted.set()  # and never a word back
+                await reader.read()  # b"" once the proxy hangs up
+                hung_up.set()
+                return
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    far = {"name": "far", "backend": "openai", "base_url": url, "request_timeout_secs": 60}
+    pool = await make_pool(make_config(extra_models=[far]))
+    try:
+        job = await pool.submit(GenerationRequest("far", prompt="hi", params=SamplingParams(4)))
+        await asyncio.wait_for(posted.wait(), 5)
+        gc.disable()  # the hang-up must not wait for a collection
+        try:
+            await pool.cancel(job.id)
+            await asyncio.wait_for(hung_up.wait(), 1)
+        finally:
+            gc.enable()
+        assert (await pool.get(job.id)).status.value == "cancelled"
+    finally:
+        server.close()

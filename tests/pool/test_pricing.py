@@ -30,6 +30,9 @@ def test_price_checks_the_context_then_the_limit():
     assert price(10, 20, **limits) == 2
     with pytest.raises(InvalidRequest, match=r"the prompt \(50 tokens\) plus max_tokens \(20\)"):
         price(50, 20, **limits)
+    with pytest.raises(InvalidRequest, match=r"the prompt \(at least 65 tokens\) exceeds") as long:
+        price(65, 20, **limits, prompt_param="messages")
+    assert long.value.param == "messages"
     with pytest.raises(JobTooLarge) as caught:
         price(40, 20, **limits)
     assert (caught.value.cost, caught.value.capacity, caught.value.param) == (4, 3, "max_tokens")

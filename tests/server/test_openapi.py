@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,8 +12,12 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
+from jupyter_llm.errors import InvalidRequest
+from jupyter_llm.server import schema
 from jupyter_llm.server.app import LLMExtension
 from jupyter_llm.server.openapi import packaged_document
+from jupyter_llm.server.schema import parse_chat, parse_completion, parse_job
+from jupyter_llm.types import SamplingParams
 
 from .client import LLMServer, read_events
 from .conftest import MODEL
@@ -152,3 +157,89 @@ async def test_live_answers_fit_the_document(llm: LLMServer, contract: Contract)
 def test_the_document_is_json_serialisable_as_shipped() -> None:
     document = packaged_document()
     assert json.loads(json.dumps(document)) == document
+
+
+# -- the request schemas against the parser ---------------------------------------------------
+
+_USER = [{"role": "user", "content": "hi"}]
+# What a client might put in any field: each type, each range's edges and just past them.
+_VALUES: list[Any] = [
+    *(None, True, False, "", "x", "low", "high", "normal", [], {}),
+    *(0, 1, -1, 2, 3, 5, 6, 20, 21, 32, 33, 0.5, 1.5, 2.5, -2, -2.5, 1e300),
+    *(2**31 - 1, 2**31, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1),
+    *(["a"], [""], ["a"] * 16, ["a"] * 17, [1], [-1], [[1]], [1.5], _USER),
+    *([{"role": "tool", "content": "x"}], [{"role": "user", "content": 1}]),
+    *({"include_usage": True}, {"include_usage": 1}, {"x": 1}, {"x": None}),
+    *({"max_tokens": 2}, {"top_k": -1}, {"top_k": 1, "colour": 2}),
+]
+_BODIES = {
+    "JobRequest": (parse_job, {"model": "m", "prompt": "hi"}),
+    "ChatRequest": (parse_chat, {"model": "m", "messages": _USER}),
+    "CompletionRequest": (parse_completion, {"model": "m", "prompt": "hi"}),
+}
+
+
+def _disagreements(
+    document: dict[str, Any], schema: str, build: Callable[[Any], dict[str, Any]], where: str
+) -> list[str]:
+    """Where the document and the parser disagree on the bodies ``build`` makes of each of
+    ``_VALUES`` (the value put at ``where``)."""
+    parse, _ = _BODIES[schema]
+    checker = jsonschema.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema}", "components": document["components"]}
+    )
+    found = []
+    for value in _VALUES:
+        body = build(value)
+        try:
+            parse(body)
+            parsed = True
+        except InvalidRequest:
+            parsed = False
+        if checker.is_valid(body) != parsed and not _known(schema, where, value):
+            said = "takes" if parsed else "refuses"
+            found.append(f"{schema} {where} = {value!r:.40}: the parser {said} it")
+    return found
+
+
+def _known(schema: str, where: str, value: Any) -> bool:
+    """What JSON Schema cannot state, or states otherwise: best_of must equal n (another
+    field's value); a float with no fraction (1e300) is an "integer" to JSON Schema, while the
+    parser, as Python's json reads it, takes only a number written as an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return True
+    return schema == "CompletionRequest" and where == "best_of" and value != 1
+
+
+@pytest.mark.parametrize("schema", _BODIES)
+def test_the_document_and_the_parser_agree_field_by_field(schema: str) -> None:
+    document = packaged_document()
+    schemas = document["components"]["schemas"]
+    _, base = _BODIES[schema]
+    found = []
+    for field in [*schemas[schema]["properties"], "colour"]:  # and one it does not name
+        found += _disagreements(document, schema, lambda v, f=field: {**base, f: v}, field)
+    # One level down: a job's params; the OpenAI routes' stream_options.
+    if schema == "JobRequest":
+        nested, build = "SamplingParams", lambda v, f: {**base, "params": {f: v}}
+    else:
+        nested, build = (
+            "StreamOptions",
+            lambda v, f: {**base, "stream": True, "stream_options": {f: v}},
+        )
+    for field in [*schemas[nested]["properties"], "colour"]:
+        found += _disagreements(
+            document, schema, lambda v, f=field: build(v, f), f"{nested}.{field}"
+        )
+    assert not found, "\n".join(found)
+
+
+def test_the_document_names_every_field_the_parser_takes() -> None:
+    schemas = packaged_document()["components"]["schemas"]
+    for name, keys in (
+        ("JobRequest", schema._JOB_KEYS),
+        ("ChatRequest", schema._CHAT_KEYS),
+        ("CompletionRequest", schema._TEXT_KEYS),
+        ("SamplingParams", frozenset(SamplingParams.__dataclass_fields__)),
+    ):
+        assert set(schemas[name]["properties"]) == keys, name

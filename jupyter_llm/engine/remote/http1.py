@@ -15,10 +15,16 @@ proxy named by the environment is used as httpx would use it (``HTTP_PROXY``,
 Timeouts: ``connect_timeout`` to open a connection, ``timeout`` for each read (an upstream
 silent for longer fails the request, however long the whole answer takes). A connection goes
 back to the idle list when its answer was read to the end and did not say ``close``; an idle
-connection the upstream closed is dropped, and a request that finds its kept connection
-closed before the first byte of the answer is sent again once, on a new one: the upstream
-closed an idle connection as the request went out (its usual race), and an upstream that
-had started on it saw the connection go, which vLLM and jupyter_llm take as a cancel.
+connection the upstream closed, or one idle longer than the upstream keeps it (its
+``Keep-Alive: timeout``, else ``_IDLE_SECS``), is dropped before use.
+
+A POST is never sent twice: once any of its bytes were written, a connection that fails
+fails the request (RFC 9112, 9.3.1: the upstream may have started on it, and a hosted API
+bills it). Only a request that found its connection closed before a byte went out is sent
+on a new one. Expiring idle connections before the upstream does keeps that race rare.
+
+A request cancelled at any point (a job aborted while it waits for the answer's headers,
+say) closes its connection at once, so the upstream stops working on it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import ssl
 import urllib.request
 from collections.abc import AsyncIterator
@@ -44,6 +51,13 @@ __all__ = [
 ]
 
 _HEAD_LIMIT = 65536  # bytes of status line and headers
+# How long a connection may idle before it is dropped, unless the upstream names a shorter
+# keep-alive: under uvicorn's 5 s (vLLM's server, jupyter_llm's proxies), so that the
+# upstream seldom closes a connection just as a request goes out on it.
+_IDLE_SECS = 4.0
+_CHUNK_LIMIT = 16 * 1024 * 1024  # bytes in one chunk of a chunked body (held whole)
+_LINE_LIMIT = 16 * 1024 * 1024  # characters in one line of a body read as lines
+_INTERIM_LIMIT = 16  # 1xx answers before the real one
 
 
 class HttpError(Exception):
@@ -79,14 +93,15 @@ class ProtocolError(HttpError):
 
 
 class _Connection:
-    __slots__ = ("reader", "writer")
+    __slots__ = ("expires", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.expires = 0.0  # loop time after which an idle connection is not used again
 
-    def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+    def usable(self, now: float) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof() and now < self.expires
 
     def close(self) -> None:
         self.writer.close()
@@ -96,23 +111,35 @@ class Response:
     """An answer's status and headers (names in lower case); its body read once, as it comes."""
 
     def __init__(
-        self, status: int, headers: dict[str, str], connection: _Connection, timeout: float
+        self,
+        status: int,
+        headers: dict[str, str],
+        connection: _Connection,
+        timeout: float,
+        version: str = "HTTP/1.1",
     ) -> None:
         self.status = status
         self.headers = headers
         self._connection = connection
         self._timeout = timeout
+        self._version = version
         self.complete = False  # the body was read to its end
 
     @property
     def reusable(self) -> bool:
-        return self.complete and self.headers.get("connection", "").lower() != "close"
+        tokens = {t.strip() for t in self.headers.get("connection", "").lower().split(",")}
+        if self._version == "HTTP/1.0":  # kept only when it says so (RFC 9112, 9.3)
+            return self.complete and "keep-alive" in tokens
+        return self.complete and "close" not in tokens
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body's bytes, as the upstream framed them (chunked: one chunk each)."""
         reader = self._connection.reader
         encoding = self.headers.get("transfer-encoding", "").lower()
         length = self.headers.get("content-length")
+        if self.status in (204, 304):  # no body, whatever the headers say (RFC 9112, 6.3)
+            self.complete = True
+            return
         try:
             if "chunked" in encoding:
                 async for chunk in self._chunked(reader):
@@ -146,10 +173,7 @@ class Response:
                 line = await reader.readline()
                 if not line.endswith(b"\n"):
                     raise Disconnected("the connection closed inside a chunked answer")
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size line {line[:40]!r}") from None
+                size = _chunk_size(line)
                 if size == 0:
                     while (await reader.readline()).strip():  # trailers, then a blank line
                         pass
@@ -163,6 +187,8 @@ class Response:
         async for chunk in self.chunks():
             rest += chunk
             if b"\n" not in chunk:
+                if len(rest) > _LINE_LIMIT:
+                    raise ProtocolError(f"a line of the answer runs past {_LINE_LIMIT} bytes")
                 continue
             *whole, rest = rest.split(b"\n")
             for line in whole:
@@ -225,7 +251,9 @@ class Client:
             yield response
         finally:
             self._busy.discard(connection)
-            if response.reusable and connection.usable():
+            now = asyncio.get_running_loop().time()
+            connection.expires = now + _keep_alive(response.headers)
+            if response.reusable and connection.usable(now):
                 self._idle.append(connection)
             else:
                 connection.close()
@@ -237,21 +265,24 @@ class Client:
         self._busy.clear()
 
     async def _send(self, request: bytes) -> tuple[_Connection, Response]:
+        now = asyncio.get_running_loop().time()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.usable():
+            if not connection.usable(now):
                 connection.close()
                 continue
             try:
                 return connection, await self._exchange(connection, request)
-            except _Stale:  # the upstream closed it as the request went out: send it again
+            except _Unsent:  # closed before a byte went out: nothing was applied, try anew
                 connection.close()
         connection = await self._connect()
         try:
             return connection, await self._exchange(connection, request)
-        except _Stale as exc:
+        except _Unsent as exc:
             connection.close()
-            raise Disconnected(f"the connection closed before an answer: {exc}") from None
+            raise Disconnected(
+                f"the connection closed before the request went out: {exc}"
+            ) from None
 
     async def _connect(self) -> _Connection:
         where = self._host_port
@@ -285,53 +316,75 @@ class Client:
             return reader, writer
         target = self._host_port
         extra = _header_lines(self._proxy_auth)
-        writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n".encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        status, _ = _parse_head(head)
-        if status != 200:
+        try:
+            writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{extra}\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            _, status, _ = _parse_head(head)
+            if status != 200:
+                line = head.split(b"\r\n", 1)[0].decode("latin-1")
+                raise ConnectError(f"the proxy refused the tunnel to {target}: {line}")
+            await writer.start_tls(self._ssl, server_hostname=self._host)
+        except BaseException:  # a refusal, a timeout, a cancel: no tunnel is left open
             writer.close()
-            line = head.split(b"\r\n", 1)[0].decode("latin-1")
-            raise ConnectError(f"the proxy refused the tunnel to {target}: {line}")
-        await writer.start_tls(self._ssl, server_hostname=self._host)
+            raise
         return reader, writer
 
     async def _exchange(self, connection: _Connection, request: bytes) -> Response:
         reader, writer = connection.reader, connection.writer
+        writer.write(request)
+        if writer.is_closing():  # the socket refused the first send: no byte left this host
+            raise _Unsent("closed by the upstream")
         try:
-            writer.write(request)
             await writer.drain()
-            async with asyncio.timeout(self._timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
-        except TimeoutError:
+            for _ in range(_INTERIM_LIMIT + 1):
+                async with asyncio.timeout(self._timeout):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                version, status, headers = _parse_head(head)
+                if not 100 <= status < 200:  # 1xx (100 Continue, 103 Early Hints): interim
+                    break
+            else:
+                raise ProtocolError(f"more than {_INTERIM_LIMIT} interim (1xx) answers")
+        except BaseException as exc:
+            # Sent, or partly: never again (module doc). Cancelled: the upstream must see the
+            # job go now, not when the connection is collected.
             connection.close()
-            raise ReadTimeout(f"no answer for {self._timeout:g} s") from None
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial:
-                raise _Stale("closed by the upstream") from None
-            connection.close()
-            raise Disconnected("the connection closed inside the answer's headers") from None
-        except asyncio.LimitOverrunError:
-            connection.close()
-            raise ProtocolError(f"the answer's headers are over {_HEAD_LIMIT} bytes") from None
-        except OSError as exc:
-            raise _Stale(_reason(exc)) from None
-        try:
-            status, headers = _parse_head(head)
-        except ProtocolError:
-            connection.close()
-            raise
-        return Response(status, headers, connection, self._timeout)
+            raise _failure(exc, self._timeout) from None
+        return Response(status, headers, connection, self._timeout, version)
 
 
-class _Stale(Exception):
-    """A connection failed before any byte of the answer came back."""
+class _Unsent(Exception):
+    """A connection was closed before any byte of the request went out on it."""
 
 
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+def _failure(exc: BaseException, timeout: float) -> BaseException:
+    """What a failure while a request goes out or its answer's head comes back means."""
+    if isinstance(exc, TimeoutError):
+        return ReadTimeout(f"no answer for {timeout:g} s")
+    if isinstance(exc, asyncio.IncompleteReadError):
+        where = "inside the answer's headers" if exc.partial else "before an answer"
+        return Disconnected(f"the connection closed {where}")
+    if isinstance(exc, asyncio.LimitOverrunError):
+        return ProtocolError(f"the answer's headers are over {_HEAD_LIMIT} bytes")
+    if isinstance(exc, OSError):
+        return Disconnected(f"the connection failed before an answer: {_reason(exc)}")
+    return exc  # a ProtocolError, a cancel: as it is
+
+
+def _keep_alive(headers: dict[str, str]) -> float:
+    """How long the connection may idle: a second under the upstream's ``Keep-Alive:
+    timeout=N``, at most ``_IDLE_SECS``."""
+    for part in headers.get("keep-alive", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "timeout" and value.strip().isdigit():
+            return min(_IDLE_SECS, max(0.0, int(value) - 1.0))
+    return _IDLE_SECS
+
+
+def _parse_head(head: bytes) -> tuple[str, int, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
     code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
+    if version not in ("HTTP/1.0", "HTTP/1.1") or not (code.isdigit() and code.isascii()):
         raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -343,11 +396,32 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
         key = name.strip().lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return int(code), headers
+    return version, int(code), headers
 
 
 def _header_lines(headers: dict[str, str]) -> str:
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
+            # A line break in a value (an API key read with its newline) would end the
+            # header there and start another, or the body, with the rest.
+            raise ValueError(f"the header {name!r} has a name or value HTTP cannot carry")
     return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n")
+
+
+def _chunk_size(line: bytes) -> int:
+    """A chunk-size line's size: hex digits only (``int(x, 16)`` also takes ``-1``, ``0x1a``
+    and ``1_0``), at most ``_CHUNK_LIMIT``; extensions after ``;`` are ignored."""
+    match = _CHUNK_SIZE.fullmatch(line)
+    if match is None:
+        raise ProtocolError(f"bad chunk size line {line[:40]!r}")
+    size = int(match.group(1), 16)
+    if size > _CHUNK_LIMIT:
+        raise ProtocolError(f"a chunk of {size} bytes is over {_CHUNK_LIMIT}")
+    return size
 
 
 def _length(value: str) -> int:

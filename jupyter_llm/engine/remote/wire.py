@@ -192,8 +192,9 @@ def retry_after(header: str | None, limit: float) -> float | None:
     return seconds if 0 <= seconds <= limit else None
 
 
-def estimate_tokens(request: GenerationRequest) -> int:
-    """A prompt's tokens, estimated without the upstream's tokenizer (4 bytes a token).
+def estimate_tokens(request: GenerationRequest, limit: int | None = None) -> int:
+    """A prompt's tokens, estimated without the upstream's tokenizer (4 bytes a token; cheap
+    at any size, so ``limit`` is not needed).
 
     Admission prices a remote job with it; the record's usage is the upstream's own count.
     """
