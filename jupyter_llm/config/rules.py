@@ -163,6 +163,7 @@ MODEL: Mapping[str, Rule] = {
     ),
     "remote_model": _text("the model's name on the upstream server"),
     "request_timeout_secs": _positive_number(),
+    "tool_parser": _choice("hermes", "llama3", "mistral"),
 }
 REMOTE_KEYS = ("base_url", "api_key_env", "remote_model", "request_timeout_secs")
 MODEL_SECTIONS = ("params", "parking_lot")

@@ -157,7 +157,9 @@ class Client:
         sampling = SamplingParams.from_dict(params)
         chat: tuple[Message, ...] | None
         if messages is not None:
-            chat = tuple(m if isinstance(m, Message) else Message(**m) for m in messages)
+            chat = tuple(
+                m if isinstance(m, Message) else Message.from_dict(dict(m)) for m in messages
+            )
         elif prompt is not None:
             chat = (Message("user", prompt),)
             if system is not None:
