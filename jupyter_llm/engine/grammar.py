@@ -1,12 +1,15 @@
 """Constrained decoding: a JSON schema becomes a per-row token mask, through llguidance.
 
-Why llguidance and not xgrammar: both compute a 49,152-token mask in tens of microseconds a
-token, far below a decode step; llguidance compiles a schema several times faster and is one
-wheel with no dependencies, where xgrammar pulls in triton (about 1 GB) on a CPU install.
+Why llguidance and not xgrammar: both compute a mask far faster than a decode step takes;
+llguidance compiles a schema several times faster and is one wheel without dependencies,
+where xgrammar brings triton into a CPU install (the measurements are in the commit that
+chose it).
 
-``Grammars`` lives in a worker, one per engine: it wraps the tokenizer once (about a second)
-and keeps a compiled matcher per schema text; each request gets a copy of it, so a schema
-used again costs a copy, not a compile. ``Constraint`` is one row's matcher and its mask.
+``Grammars`` lives in a worker, one per engine. It wraps the tokenizer once, as the engine
+loads (for a large vocabulary that takes seconds, which the first constrained request would
+otherwise cost every row of its batch), and keeps a compiled matcher per schema text; each
+request gets a copy of it, so a schema used again costs a copy, not a compile.
+``Constraint`` is one row's matcher and its mask.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 
 __all__ = ["Constraint", "Grammars"]
 
-_KEEP = 64  # compiled schemas kept per engine
+_KEEP = 64  # compiled schemas kept per engine, least recently used out first
 
 
 class Grammars:
@@ -28,6 +31,11 @@ class Grammars:
         self._eos = sorted(eos_ids)
         self._tokenizer: Any = None  # built on first use: most engines never need it
         self._compiled: OrderedDict[str, Any] = OrderedDict()
+
+    def warm(self) -> None:
+        """Wrap the tokenizer now (from scratch: a benchmark times it)."""
+        self._tokenizer = None
+        self._llg_tokenizer()
 
     def constraint(self, schema: str) -> Constraint:
         """A fresh matcher for ``schema`` (canonical JSON text); raises ValueError when the

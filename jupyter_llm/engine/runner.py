@@ -80,6 +80,8 @@ class TransformersEngine:
         self.eos_ids = _eos_ids(model, self.tokenizer)
         self.vocab_size = int(model.config.get_text_config(decoder=True).vocab_size)
         self.grammars = Grammars(self.tokenizer, self.vocab_size, self.eos_ids)
+        progress("preparing constrained decoding", str(model_dir))
+        self.grammars.warm()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
         memory = params.kvcache_mem_gpu if self.device.type == "cuda" else params.kvcache_mem_cpu

@@ -210,15 +210,25 @@ class Replies:
 
 
 def _required(text: str) -> Parsed:
-    """``tool_choice: required``: the text is one ``{"name", "arguments"}`` object."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return Parsed(text or None)
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        return Parsed(text or None)
-    arguments = json.dumps(data.get("arguments", {}), ensure_ascii=False)
-    return Parsed(None, (ToolCall(new_call_id(), data["name"], arguments),))
+    """``tool_choice: required``: the text is one ``{"name", "arguments"}`` object (a remote
+    upstream may send several, one after the other)."""
+    decoder = json.JSONDecoder()
+    calls = []
+    at = 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            break
+        try:
+            data, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return Parsed(text or None)
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return Parsed(text or None)
+        arguments = json.dumps(data.get("arguments", {}), ensure_ascii=False)
+        calls.append(ToolCall(new_call_id(), data["name"], arguments))
+    return Parsed(None, tuple(calls)) if calls else Parsed(text or None)
 
 
 def chat_logprobs(logprobs: Sequence[Logprob]) -> dict[str, Any]:

@@ -10,18 +10,21 @@ goes away and comes back.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import openai
 import pytest
 
 from jupyter_llm.testing import free_port
 
 from ..kernel.conftest import Kernels, clean_env
+from ..schemas import random_schema
 from .servers import Launched
 
 pytestmark = pytest.mark.timeout(420)  # two servers start under the first test
@@ -365,3 +368,55 @@ def test_status_answers_while_remote_streams_run(servers) -> None:
             assert client.get("llm/api/status").status_code == 200
             times.append(time.perf_counter() - start)
         assert sorted(times)[len(times) // 2] < 0.1
+
+
+def test_tools_and_schemas_pass_through_the_proxy(servers) -> None:
+    _, proxy, _ = servers
+    parameters = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 6}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    tools: Any = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": parameters}}
+    ]
+    named: Any = {"type": "function", "function": {"name": "get_weather"}}
+    with openai_client(proxy) as oai:
+        for choice in (named, "required"):
+            for stream in (False, True):
+                params: Any = {
+                    "model": "tiny",
+                    "messages": CHAT,
+                    "tools": tools,
+                    "tool_choice": choice,
+                    "max_tokens": 80,
+                    "temperature": 0.5,
+                    "seed": 1,
+                }
+                if stream:
+                    chunks = list(oai.chat.completions.create(**params, stream=True))
+                    deltas = [
+                        d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []
+                    ]
+                    name = "".join(d.function.name or "" for d in deltas if d.function)
+                    arguments = "".join(d.function.arguments or "" for d in deltas if d.function)
+                    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+                    assert finish[-1] == "tool_calls", chunks
+                else:
+                    whole = oai.chat.completions.create(**params)
+                    assert whole.choices[0].finish_reason == "tool_calls"
+                    (call,) = whole.choices[0].message.tool_calls or []
+                    name, arguments = call.function.name, call.function.arguments  # type: ignore[union-attr]
+                assert name == "get_weather", (choice, stream)
+                jsonschema.validate(json.loads(arguments), parameters)
+        schema = random_schema(7)
+        reply = oai.chat.completions.create(
+            model="tiny",
+            messages=CHAT,  # type: ignore[arg-type]
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+            max_tokens=300,
+            temperature=1.0,
+            seed=4,
+        )
+        jsonschema.validate(json.loads(reply.choices[0].message.content or ""), schema)
