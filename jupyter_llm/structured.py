@@ -8,8 +8,9 @@
 * ``tool_choice: required``: one call, ``{"name": ..., "arguments": {...}}``, of any tool;
 * ``response_format`` ``json_object``: any JSON object; ``json_schema``: its schema.
 
-JSON schemas travel as canonical JSON text (sorted keys, no spaces): hashable, picklable, and
-the same schema is the same text, so an engine caches its compiled grammar by it.
+JSON schemas travel as compact JSON text: hashable, picklable, and the same schema is the
+same text, so an engine caches its compiled grammar by it. Keys keep their order: the output
+writes an object's properties in the order its schema lists them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ FORMATS = ("text", "json_object", "json_schema")
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ def output_schema(
         calls = [
             {
                 "type": "object",
-                "properties": {
+                "properties": {  # the name first: a reader knows the call before its arguments
                     "name": {"const": tool.name},
                     "arguments": json.loads(tool.parameters),
                 },

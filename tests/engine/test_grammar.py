@@ -91,3 +91,15 @@ def test_a_token_outside_the_vocabulary_is_refused(engine) -> None:
     with pytest.raises(ValueError, match="not in this model's vocabulary"):
         engine.add(EngineRequest("x", greedy("a", 2, logit_bias=((10**6, 1.0),)), 1))
     assert not engine.has_work()
+
+
+def test_properties_come_in_the_schema_s_order(engine) -> None:
+    schema = {
+        "type": "object",
+        "properties": {name: {"type": "boolean"} for name in ("zeta", "alpha", "mid")},
+        "required": ["zeta", "alpha", "mid"],
+        "additionalProperties": False,
+    }
+    _, texts, finish = run(engine, {"a": constrained(schema, seed=1)})
+    assert finish["a"] == "stop"
+    assert list(json.loads(texts["a"])) == ["zeta", "alpha", "mid"]
