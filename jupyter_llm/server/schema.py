@@ -22,7 +22,9 @@ __all__ = ["CompletionCall", "parse_chat", "parse_completion", "parse_job"]
 MAX_CHOICES = 32  # n: each choice is a job with its own units
 
 _SAMPLING = frozenset(SamplingParams.__dataclass_fields__)
-_JOB_KEYS = frozenset({"model", "prompt", "messages", "params", "priority"}) | _SAMPLING
+_JOB_KEYS = (
+    frozenset({"model", "prompt", "messages", "params", "priority", "response_format"}) | _SAMPLING
+)
 
 # OpenAI names, mapped to SamplingParams fields where they differ.
 _OPENAI_SAMPLING = frozenset(
@@ -83,8 +85,8 @@ class CompletionCall:
 
 
 def parse_job(body: Mapping[str, Any]) -> GenerationRequest:
-    """``{model, prompt or messages, params: {...}, priority}``; sampling keys may also sit at
-    the top level (``{"model": "m", "prompt": "hi", "max_tokens": 8}``)."""
+    """``{model, prompt or messages, params: {...}, priority, response_format}``; sampling keys
+    may also sit at the top level (``{"model": "m", "prompt": "hi", "max_tokens": 8}``)."""
     body = _present(body)
     _reject_unknown(body, _JOB_KEYS)
     params = body.get("params", {})
@@ -102,6 +104,7 @@ def parse_job(body: Mapping[str, Any]) -> GenerationRequest:
         messages=None if messages is None else _messages(messages),
         params=SamplingParams.from_dict(params),
         priority=Priority.parse(body.get("priority", "normal")),
+        response_format=_response_format(body.get("response_format")),
     )
 
 

@@ -310,3 +310,8 @@ def test_bad_tool_and_format_fields_are_400s_that_name_them(
     with pytest.raises(InvalidRequest) as caught:
         parse_chat({"model": "m", "messages": USER, **body})
     assert caught.value.param == param
+
+
+def test_a_rest_job_takes_a_response_format() -> None:
+    request = parse_job({"model": "m", "prompt": "hi", "response_format": {"type": "json_object"}})
+    assert request.output_schema == '{"type":"object"}'
