@@ -9,7 +9,9 @@ chose it).
 loads (for a large vocabulary that takes seconds, which the first constrained request would
 otherwise cost every row of its batch), and keeps a compiled matcher per schema text; each
 request gets a copy of it, so a schema used again costs a copy, not a compile.
-``Constraint`` is one row's matcher and its mask.
+``Constraint`` is one row's matcher and its mask. The mask is applied here, not with
+``llguidance.torch.apply_token_bitmask_inplace``: that one is ``torch.compile``d, which needs a
+C++ compiler on a CPU and compiles on the first constrained request, stalling the batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import numpy as np
 import torch
 
 __all__ = ["Constraint", "Grammars"]
@@ -85,7 +88,12 @@ class Constraint:
         import llguidance.torch
 
         llguidance.torch.fill_next_token_bitmask(self._matcher, self._bitmask, 0)
-        llguidance.torch.apply_token_bitmask_inplace(logits.view(1, -1), self._bitmask)
+        # Bit i of 32-bit word w allows token 32w + i: as little-endian bytes, that is bit
+        # j of byte b for token 8b + j, which is what unpackbits(bitorder="little") lists.
+        # Inverted first, the unpacked bytes (0 or 1) are the refused tokens as booleans.
+        refused = np.unpackbits(np.invert(self._bitmask.numpy().view(np.uint8)), bitorder="little")
+        mask = torch.from_numpy(refused[: logits.shape[-1]]).view(torch.bool)
+        logits.masked_fill_(mask.to(logits.device), float("-inf"))
 
     def advance(self, token_id: int) -> None:
         if not self._matcher.is_stopped():
