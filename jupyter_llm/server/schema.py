@@ -249,7 +249,7 @@ def _tools(value: Any) -> tuple[Tool, ...]:
     tools = []
     for i, item in enumerate(value):
         where = f"tools[{i}]"
-        if not isinstance(item, dict) or item.get("type", "function") != "function":
+        if not isinstance(item, dict) or item.get("type") != "function":
             raise InvalidRequest(
                 f'{where}: expected {{"type": "function", "function": ...}}', where
             )
@@ -261,9 +261,11 @@ def _tools(value: Any) -> tuple[Tool, ...]:
             raise InvalidRequest(
                 f"{where}.function.name: letters, digits, _ and -, up to 64", f"{where}.function"
             )
-        description = function.get("description") or ""
+        description = function.get("description", "")
         if not isinstance(description, str):
             raise InvalidRequest(f"{where}.function.description: expected a string", where)
+        if not isinstance(function.get("strict", False), bool | None):
+            raise InvalidRequest(f"{where}.function.strict: expected true or false", where)
         parameters = function.get("parameters")
         schema = _schema(
             {"type": "object", "properties": {}} if parameters is None else parameters,
@@ -285,7 +287,7 @@ def _tool_choice(value: Any, tools: tuple[Tool, ...]) -> ToolChoice:
         return ToolChoice(value if tools else "none")
     function = value.get("function") if isinstance(value, dict) else None
     name = function.get("name") if isinstance(function, dict) else None
-    if not isinstance(name, str):
+    if not isinstance(name, str) or value.get("type") != "function":
         raise InvalidRequest(
             'tool_choice: expected auto, none, required or {"type": "function", '
             '"function": {"name": ...}}',
@@ -314,10 +316,12 @@ def _response_format(value: Any) -> ResponseFormat | None:
             "response_format.json_schema",
         )
     name = spec.get("name", "response")
-    strict = spec.get("strict") or False
-    if not isinstance(name, str) or not isinstance(strict, bool):
+    strict = spec.get("strict", False)
+    strict = False if strict is None else strict
+    description = spec.get("description", "")
+    if not (isinstance(name, str) and isinstance(strict, bool) and isinstance(description, str)):
         raise InvalidRequest(
-            "response_format.json_schema: name is a string, strict true or false",
+            "response_format.json_schema: name and description are strings, strict true or false",
             "response_format.json_schema",
         )
     schema = _schema(spec.get("schema", {}), "response_format.json_schema.schema")
@@ -404,6 +408,7 @@ def _tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
         function = item.get("function") if isinstance(item, dict) else None
         if not (
             isinstance(function, dict)
+            and item.get("type") == "function"
             and isinstance(item.get("id"), str)
             and isinstance(function.get("name"), str)
             and isinstance(function.get("arguments"), str)
