@@ -14,6 +14,7 @@ The tree (``code`` in brackets)::
     │   ├── UnsupportedParameter [unsupported_parameter]   one jupyter_llm does not implement
     │   ├── JobTooLarge [job_too_large]         the job could never fit the model's cache
     │   └── RequestTooLarge [request_too_large] the request body is over the server's cap
+    ├── NotAuthenticated [invalid_api_key]      an API client's key is missing or wrong
     ├── UnknownModel [model_not_found]          no model of that name is configured
     ├── UnknownJob [job_not_found]              no job of that id is live or in the mailbox
     ├── QueueFull [queue_full]                  the model's queue is at max_queue_depth
@@ -41,6 +42,7 @@ __all__ = [
     "JobTooLarge",
     "LLMError",
     "ModelNotReady",
+    "NotAuthenticated",
     "QueueFull",
     "RequestTooLarge",
     "ServerRefused",
@@ -171,6 +173,18 @@ class UnknownModel(LLMError):
     def name(self) -> str:
         """The model asked for (``model``)."""
         return str(self.model)
+
+
+class NotAuthenticated(LLMError):
+    """An API client (no browser cookies) sent no key, or not this server's token."""
+
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "missing or incorrect API key: send the Jupyter server's token as the key "
+            "(Authorization: Bearer TOKEN)"
+        )
 
 
 class UnknownJob(LLMError):

@@ -14,7 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import InvalidRequest, LLMError, UnsupportedParameter, job_failure
-from .validate import SAMPLING, check_range, is_int
+from .structured import ResponseFormat, Tool, ToolCall, ToolChoice, canonical_json, output_schema
+from .validate import SAMPLING, check_range, is_int, is_number
 
 __all__ = [
     "GenerationRequest",
@@ -94,6 +95,7 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     ignore_eos: bool = False  # generate past end-of-sequence tokens (benchmarks, as in vLLM)
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit), -100..100
 
     def __post_init__(self) -> None:
         for name, accepted in SAMPLING.items():
@@ -123,11 +125,27 @@ class SamplingParams:
             "logprobs",
             f"expected true or false, got {self.logprobs!r}",
         )
+        _check(
+            isinstance(self.logit_bias, tuple)
+            and len(self.logit_bias) <= 300
+            and all(
+                isinstance(pair, tuple)
+                and len(pair) == 2
+                and is_int(pair[0])
+                and 0 <= pair[0] < 2**31
+                and is_number(pair[1])
+                and -100 <= pair[1] <= 100
+                for pair in self.logit_bias
+            ),
+            "logit_bias",
+            "expected up to 300 token ids (as strings) mapped to numbers from -100 to 100",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["stop"] = list(self.stop)
         data["stop_token_ids"] = list(self.stop_token_ids)
+        data["logit_bias"] = [list(pair) for pair in self.logit_bias]
         return data
 
     @classmethod
@@ -142,27 +160,54 @@ class SamplingParams:
         for key in ("stop", "stop_token_ids"):
             if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
+        if isinstance(values.get("logit_bias"), list):
+            values["logit_bias"] = tuple(
+                tuple(pair) if isinstance(pair, list) else pair for pair in values["logit_bias"]
+            )
         return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message."""
+    """One chat message: an assistant's may carry the tool calls it made, a ``tool`` message
+    answers one of them (``tool_call_id``)."""
 
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None  # a tool message: the function that answered
 
     def __post_init__(self) -> None:
         _check(
-            self.role in ("system", "user", "assistant"),
+            self.role in ("system", "user", "assistant", "tool"),
             "messages",
-            f"role must be system, user or assistant, got {self.role!r}",
+            f"role must be system, user, assistant or tool, got {self.role!r}",
         )
         _check(
             isinstance(self.content, str),
             "messages",
             f"content must be a string, got {type(self.content).__name__}",
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as OpenAI writes it (tool-call arguments as JSON text)."""
+        data: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_openai() for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            data["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            data["name"] = self.name
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        calls = tuple(
+            ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+            for c in data.get("tool_calls") or ()
+        )
+        return cls(data["role"], data["content"], calls, data.get("tool_call_id"), data.get("name"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +219,9 @@ class GenerationRequest:
     messages: tuple[Message, ...] | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
     priority: Priority = Priority.NORMAL
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    response_format: ResponseFormat | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -200,29 +248,77 @@ class GenerationRequest:
                 "messages",
                 "expected a non-empty list of {role, content} messages",
             )
+        names = [t.name for t in self.tools]
+        _check(len(set(names)) == len(names), "tools", "two functions share a name")
+        _check(
+            self.tool_choice.mode != "function" or self.tool_choice.name in names,
+            "tool_choice",
+            f"no function named {self.tool_choice.name!r} among the tools",
+        )
+        _check(
+            self.tool_choice.mode != "required" or bool(self.tools),
+            "tool_choice",
+            "required needs tools",
+        )
+        _check(
+            not self.tools or self.messages is not None,
+            "tools",
+            "tools need messages (a chat), not a prompt",
+        )
+
+    @property
+    def output_schema(self) -> str | None:
+        """The JSON schema the output is constrained to (structured.py); None: free text."""
+        return output_schema(self.tools, self.tool_choice, self.response_format)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "model": self.model,
             "prompt": self.prompt,
-            "messages": None
-            if self.messages is None
-            else [{"role": m.role, "content": m.content} for m in self.messages],
+            "messages": None if self.messages is None else [m.to_dict() for m in self.messages],
             "params": self.params.to_dict(),
             "priority": self.priority.value,
         }
+        if self.tools:
+            data["tools"] = [t.to_openai() for t in self.tools]
+            data["tool_choice"] = self.tool_choice.to_openai()
+        if self.response_format is not None:
+            data["response_format"] = self.response_format.to_openai()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
         messages = data.get("messages")
+        tools = tuple(
+            Tool(
+                t["function"]["name"],
+                t["function"].get("description", ""),
+                canonical_json(t["function"].get("parameters", {"type": "object"})),
+            )
+            for t in data.get("tools") or ()
+        )
+        choice = data.get("tool_choice", "auto")
+        fmt = data.get("response_format")
         return cls(
             model=data["model"],
             prompt=data.get("prompt"),
-            messages=None
-            if messages is None
-            else tuple(Message(m["role"], m["content"]) for m in messages),
+            messages=None if messages is None else tuple(Message.from_dict(m) for m in messages),
             params=SamplingParams.from_dict(data.get("params") or {}),
             priority=Priority.parse(data.get("priority", "normal")),
+            tools=tools,
+            tool_choice=ToolChoice(choice)
+            if isinstance(choice, str)
+            else ToolChoice("function", choice["function"]["name"]),
+            response_format=None
+            if fmt is None
+            else ResponseFormat(
+                fmt["type"],
+                None
+                if fmt["type"] != "json_schema"
+                else canonical_json(fmt["json_schema"]["schema"]),
+                (fmt.get("json_schema") or {}).get("name", "response"),
+                bool((fmt.get("json_schema") or {}).get("strict", False)),
+            ),
         )
 
     def with_params(self, **changes: Any) -> GenerationRequest:

@@ -12,6 +12,7 @@ from jupyter_llm.errors import (
     ModelNotReady,
     WorkerLost,
 )
+from jupyter_llm.structured import ResponseFormat, Tool, ToolCall, ToolChoice
 from jupyter_llm.types import (
     GenerationRequest,
     JobRecord,
@@ -50,9 +51,9 @@ def test_bad_sampling_parameters_name_themselves(params, param, message):
 
 
 def test_from_dict_rejects_what_we_do_not_support():
-    with pytest.raises(InvalidRequest, match="unsupported parameter 'logit_bias'") as error:
-        SamplingParams.from_dict({"logit_bias": {}})
-    assert error.value.param == "logit_bias"
+    with pytest.raises(InvalidRequest, match="unsupported parameter 'best_of'") as error:
+        SamplingParams.from_dict({"best_of": 2})
+    assert error.value.param == "best_of"
     assert SamplingParams.from_dict({"stop": "END"}).stop == ("END",)
 
 
@@ -61,7 +62,7 @@ def test_a_request_needs_exactly_one_of_prompt_or_messages():
         GenerationRequest("m")
     with pytest.raises(InvalidRequest, match="exactly one of prompt or messages"):
         GenerationRequest("m", prompt="x", messages=(Message("user", "y"),))
-    with pytest.raises(InvalidRequest, match="role must be system, user or assistant"):
+    with pytest.raises(InvalidRequest, match="role must be system, user, assistant or tool"):
         Message("robot", "x")
     with pytest.raises(InvalidRequest, match="priority must be one of low, normal, high"):
         Priority.parse("urgent")
@@ -113,3 +114,25 @@ def test_a_records_failure_is_its_domain_error(status, error_type, expected):
 def test_completed_and_running_jobs_have_no_failure():
     for status in (JobStatus.COMPLETED, JobStatus.RUNNING, JobStatus.QUEUED):
         assert JobRecord("j", "m", status, Timings(1.0)).failure() is None
+
+
+def test_a_request_with_tools_and_a_format_survives_its_dict() -> None:
+    request = GenerationRequest(
+        "m",
+        messages=(
+            Message("user", "weather?"),
+            Message("assistant", "", (ToolCall("c1", "weather", '{"city": "Oslo"}'),)),
+            Message("tool", "sunny", tool_call_id="c1", name="weather"),
+        ),
+        params=SamplingParams(logit_bias=((3, -100.0),)),
+        tools=(Tool("weather", "the weather", '{"type":"object"}'),),
+        tool_choice=ToolChoice("function", "weather"),
+        response_format=ResponseFormat("json_schema", '{"type":"object"}', "x", True),
+    )
+    assert GenerationRequest.from_dict(request.to_dict()) == request
+
+
+def test_logit_bias_is_bounded() -> None:
+    with pytest.raises(InvalidRequest) as error:
+        SamplingParams(logit_bias=((1, 101.0),))
+    assert error.value.param == "logit_bias"

@@ -247,6 +247,9 @@ MODEL: Mapping[str, Rule] = {
     "request_timeout_secs": _positive_number().described(
         "backend: openai only: the longest the upstream may stay silent in a request, in seconds."
     ),
+    "tool_parser": _choice("hermes", "llama3", "mistral").described(
+        "How the model's tool calls are read back (default: from its chat template's family)."
+    ),
 }
 REMOTE_KEYS = ("base_url", "api_key_env", "remote_model", "request_timeout_secs")
 MODEL_SECTIONS = ("params", "parking_lot")

@@ -101,6 +101,7 @@ class ModelConfig:
     api_key_env: str | None = None  # openai only: the variable that holds the upstream's key
     remote_model: str | None = None  # openai only: the upstream's name; None: ``name``
     request_timeout_secs: float = 600.0  # openai only: longest upstream silence in a request
+    tool_parser: str | None = None  # hermes | llama3 | mistral; None: from the chat template
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,7 @@ class EngineInfo:
     # Whether the server's token counter is a cheap estimate (no tokenizer: a remote model's
     # byte count), which admission then runs on the loop rather than in a helper thread.
     counts_inline: bool = False
+    tool_parser: str = "hermes"  # how the server reads tool calls out of text (toolcalls.py)
 
 
 #: Counts a request's prompt tokens (chat template included), called as ``count(request,

@@ -5,24 +5,45 @@ counter and the engine must tokenize identically: both load the tokenizer with
 ``load_tokenizer`` and call ``encode``. Neither imports torch, so the counter may run in the
 server process (in a helper thread).
 
-A prompt far longer than the context is refused without tokenizing it (12 MB of text took
-41 s): no token stands for more characters than the longest in the vocabulary, so the text's
-length divided by that is a floor on its tokens, and once the floor passes the context the
-count stops there.
+A prompt far longer than the context is refused without tokenizing it (tokenizing megabytes
+takes seconds): no token stands for more characters than the longest in the vocabulary, so
+the text's length divided by that is a floor on its tokens, and once the floor passes the
+context the count stops there.
+
+A request's tools go through the model's own chat template (``tools=``), which teaches the
+model its family's call syntax. A template that never reads ``tools`` would drop them
+silently: the tools are then described in a system message, in Hermes' words, and the
+answer is read with the ``hermes`` parser (toolcalls.py).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequest
-from ..types import GenerationRequest
+from ..toolcalls import detect
+from ..types import GenerationRequest, Message
 from .base import TokenCounter
 
-__all__ = ["encode", "fewest_tokens", "load_tokenizer", "longest_token", "token_counter"]
+__all__ = [
+    "encode",
+    "fewest_tokens",
+    "load_tokenizer",
+    "longest_token",
+    "token_counter",
+    "tool_parser",
+]
+_HERMES_SYSTEM = (
+    "You may call one or more functions to assist with the user query. The functions are "
+    "described in JSON within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
+    "To call a function, return a JSON object with the function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+)
 
 # transformers' lazy top-level import is not thread-safe: two models' token counters loading
 # at once in server helper threads failed with "cannot import name PreTrainedTokenizerFast".
@@ -49,12 +70,68 @@ def encode(tokenizer: Any, request: GenerationRequest) -> list[int]:
     if request.prompt is not None:
         return list(tokenizer(request.prompt)["input_ids"])
     assert request.messages is not None
-    _require_template(tokenizer, request)
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
-    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    messages, extra = _template_input(tokenizer, request)
+    encoded = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, **extra
+    )
     if isinstance(encoded, dict) or hasattr(encoded, "keys"):
         encoded = encoded["input_ids"]
     return [int(t) for t in encoded]
+
+
+def tool_parser(tokenizer: Any, override: str | None) -> str:
+    """The tool-call parser for this model: the config's, else its template's family."""
+    if override:
+        return override
+    template = getattr(tokenizer, "chat_template", None)
+    if not isinstance(template, str) or "tools" not in template:
+        return "hermes"  # we describe the tools ourselves, in Hermes' syntax
+    return detect(template)
+
+
+def _template_message(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        data["tool_calls"] = [call.to_template() for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        data["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        data["name"] = message.name
+    return data
+
+
+def _described(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tools in a system message, and tool turns as text, for a template without tools."""
+    described = "\n".join(json.dumps(tool, ensure_ascii=False) for tool in tools)
+    system = _HERMES_SYSTEM.format(tools=described)
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message["role"] == "tool":
+            out.append(
+                {
+                    "role": "user",
+                    "content": f"<tool_response>\n{message['content']}\n</tool_response>",
+                }
+            )
+            continue
+        calls = message.get("tool_calls")
+        if calls:
+            text = "".join(
+                "<tool_call>\n"
+                + json.dumps(
+                    {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                )
+                + "\n</tool_call>"
+                for c in calls
+            )
+            out.append({"role": "assistant", "content": (message["content"] + text).strip()})
+            continue
+        out.append({"role": message["role"], "content": message["content"]})
+    if out and out[0]["role"] == "system":
+        out[0] = {"role": "system", "content": f"{out[0]['content']}\n\n{system}"}
+    else:
+        out.insert(0, {"role": "system", "content": system})
+    return out
 
 
 def longest_token(tokenizer: Any) -> int | None:
@@ -97,9 +174,27 @@ def _prompt_text(tokenizer: Any, request: GenerationRequest) -> str:
     if request.prompt is not None:
         return request.prompt
     assert request.messages is not None
+    messages, extra = _template_input(tokenizer, request)
+    return str(
+        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **extra)
+    )
+
+
+def _template_input(
+    tokenizer: Any, request: GenerationRequest
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The messages and keyword arguments for the chat template, tools included."""
+    assert request.messages is not None
     _require_template(tokenizer, request)
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
-    return str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    messages = [_template_message(m) for m in request.messages]
+    extra: dict[str, Any] = {}
+    if request.tools and request.tool_choice.mode != "none":
+        tools = [t.to_openai() for t in request.tools]
+        if "tools" in str(tokenizer.chat_template):
+            extra["tools"] = tools
+        else:
+            messages = _described(messages, tools)
+    return messages, extra
 
 
 def _require_template(tokenizer: Any, request: GenerationRequest) -> None:

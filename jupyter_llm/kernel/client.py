@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequest, LLMError
+from ..structured import ResponseFormat, canonical_json
 from ..types import GenerationRequest, JobRecord, Message, Priority, SamplingParams
 from .backend import Backend
 from .discovery import Target, discover
@@ -145,6 +146,7 @@ class Client:
         model: str | None = None,
         system: str | None = None,
         priority: str = "normal",
+        schema: dict[str, Any] | None = None,
         **params: Any,
     ) -> Generation:
         """Start a job and return its ``Generation`` at once.
@@ -152,12 +154,17 @@ class Client:
         ``prompt`` is sent as the user's chat message (with ``system`` before it); a model
         without a chat template gets it as a plain prompt. ``messages`` gives the whole chat
         instead. ``params`` are sampling parameters (``max_tokens``, ``temperature``...).
+        ``schema``, a JSON schema, constrains the answer to a document that validates against
+        it (``{}`` or ``{"type": "object"}``: any JSON object).
         """
         name = model or self.default_model()
+        response_format = None if schema is None else _response_format(schema)
         sampling = SamplingParams.from_dict(params)
         chat: tuple[Message, ...] | None
         if messages is not None:
-            chat = tuple(m if isinstance(m, Message) else Message(**m) for m in messages)
+            chat = tuple(
+                m if isinstance(m, Message) else Message.from_dict(dict(m)) for m in messages
+            )
         elif prompt is not None:
             chat = (Message("user", prompt),)
             if system is not None:
@@ -165,7 +172,11 @@ class Client:
         else:
             raise InvalidRequest("give a prompt or messages", "prompt")
         request = GenerationRequest(
-            name, messages=chat, params=sampling, priority=Priority.parse(priority)
+            name,
+            messages=chat,
+            params=sampling,
+            priority=Priority.parse(priority),
+            response_format=response_format,
         )
         try:
             return self.submit(request)
@@ -174,7 +185,13 @@ class Client:
                 raise
         # No chat template: the cell's text is the whole prompt.
         return self.submit(
-            GenerationRequest(name, prompt=prompt, params=sampling, priority=request.priority)
+            GenerationRequest(
+                name,
+                prompt=prompt,
+                params=sampling,
+                priority=request.priority,
+                response_format=response_format,
+            )
         )
 
     def submit(self, request: GenerationRequest) -> Generation:
@@ -213,3 +230,11 @@ class Client:
     def _forget_when_done(self, generation: Generation) -> None:
         if generation.done:
             self._live.pop(generation.id, None)
+
+
+def _response_format(schema: dict[str, Any]) -> ResponseFormat:
+    if not isinstance(schema, dict):
+        raise InvalidRequest("schema: expected a JSON schema (a dict)", "schema")
+    if not schema or schema == {"type": "object"}:
+        return ResponseFormat("json_object")
+    return ResponseFormat("json_schema", canonical_json(schema), "schema", True)

@@ -55,6 +55,12 @@ def _cell_parser() -> _Parser:
         metavar="KEY=VALUE",
         help="any other sampling parameter (top_p=0.9, seed=1, stop='\\n', ignore_eos=true)",
     )
+    parser.add_argument(
+        "--schema",
+        metavar="NAME|FILE",
+        help="a JSON schema the answer must fit: the name of a dict (or of a pydantic model "
+        "class) in the notebook, or a .json file",
+    )
     parser.add_argument("--wait", action="store_true", help="block until the answer is done")
     parser.add_argument(
         "--no-interpolate", action="store_true", help="send {var}, {In[n]}, {Out[n]} as written"
@@ -67,7 +73,7 @@ CELL_PARSER = _cell_parser()
 
 class LLMMagic:
     """%%llm [-m MODEL] [-s SYSTEM] [-t TEMP] [-n MAX_TOKENS] [-f markdown|text|code|html|json]
-          [-o NAME] [-p KEY=VALUE]... [--wait] [--no-interpolate]
+          [-o NAME] [-p KEY=VALUE]... [--schema NAME|FILE] [--wait] [--no-interpolate]
     %llm models | status | jobs [N] | cancel ID|all | chat [MODEL]
 
     As a cell magic, the cell's text is the prompt (sent as the user's chat message).
@@ -85,6 +91,9 @@ class LLMMagic:
                    NAME.wait(), NAME.cancel(), `for piece in NAME`, `async for ...`
       -p KEY=VAL   another sampling parameter (top_p, top_k, seed, stop, ignore_eos...);
                    VAL is read as JSON when it can be (true, 0.9, ["a"]), else as text
+      --schema S   the answer is JSON that fits this schema (constrained decoding): S is
+                   the name of a dict or a pydantic model class, or a .json file (not
+                   {name}: IPython fills braces in a magic's line before the magic sees it)
       --wait       block until the answer is complete; interrupting the kernel then
                    cancels the job
 
@@ -139,8 +148,11 @@ class LLMMagic:
             params["max_tokens"] = args.max_tokens
         if args.temperature is not None:
             params["temperature"] = args.temperature
+        schema = None if args.schema is None else self._schema(args.schema)
         client = Client.default()
-        generation = client.generate(prompt, model=args.model, system=args.system, **params)
+        generation = client.generate(
+            prompt, model=args.model, system=args.system, schema=schema, **params
+        )
         if args.output:
             self.shell.user_ns[args.output] = generation
         view = GenerationView(generation, sink_for(self.shell), args.format, client.loop.loop)
@@ -150,6 +162,23 @@ class LLMMagic:
             if args.format == "code":
                 self.shell.set_next_input(extract_code(generation.text), replace=False)
                 view.annotate("its code is in a new cell below")
+
+    def _schema(self, value: str) -> dict[str, Any]:
+        """A name: a dict, or a class with ``model_json_schema`` (pydantic); else a file."""
+        if value.isidentifier():
+            if value not in self.shell.user_ns:
+                raise UsageError(f"%%llm --schema: {value} names nothing in the notebook")
+            found = self.shell.user_ns[value]
+            schema = found.model_json_schema() if hasattr(found, "model_json_schema") else found
+        else:
+            try:
+                with open(value, encoding="utf-8") as file:
+                    schema = json.load(file)
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"%%llm --schema: cannot read {value}: {exc}") from None
+        if not isinstance(schema, dict):
+            raise UsageError(f"%%llm --schema: {value} is not a JSON schema (a dict)")
+        return schema
 
     def _wait(self, generation: Generation) -> None:
         try:

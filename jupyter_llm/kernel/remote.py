@@ -206,7 +206,9 @@ def job_body(request: GenerationRequest) -> dict[str, Any]:
         body["prompt"] = request.prompt
     else:
         assert request.messages is not None  # GenerationRequest holds one of the two
-        body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        body["messages"] = [m.to_dict() for m in request.messages]
+    if request.response_format is not None:
+        body["response_format"] = request.response_format.to_openai()
     return body
 
 

@@ -447,6 +447,9 @@ class ModelLot:
             block_size=self.config.params.block_size,
             max_num_seqs=self.config.params.max_num_seqs,
             loading=self._loading(),
+            tool_parser=None
+            if self.info is None
+            else self.config.tool_parser or self.info.tool_parser,
         )
 
     def _loading(self) -> LoadingInfo | None:

@@ -76,6 +76,7 @@ class ModelInfo:
     block_size: int
     max_num_seqs: int
     loading: LoadingInfo | None = None  # while the model loads: its first loading worker's
+    tool_parser: str | None = None  # once ready: how its tool calls read (toolcalls.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

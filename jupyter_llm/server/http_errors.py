@@ -27,6 +27,7 @@ from ..errors import (
     JobFailed,
     LLMError,
     ModelNotReady,
+    NotAuthenticated,
     QueueFull,
     RequestTooLarge,
     UnknownJob,
@@ -65,6 +66,7 @@ class HTTPFailure:
 _STATUS: tuple[tuple[type[LLMError], int, str], ...] = (
     (RequestTooLarge, 413, "invalid_request_error"),
     (InvalidRequest, 400, "invalid_request_error"),
+    (NotAuthenticated, 401, "invalid_request_error"),  # OpenAI's type for a wrong key
     (UnknownModel, 404, "invalid_request_error"),
     (UnknownJob, 404, "not_found_error"),
     (UserLimitReached, 429, "rate_limit_error"),  # the queue may have room, not for this user
@@ -114,6 +116,8 @@ def _from_domain(error: LLMError) -> HTTPFailure:
     headers = {}
     if isinstance(error, QueueFull):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    if isinstance(error, NotAuthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
     return HTTPFailure(status, str(error), kind, error.code, param, headers, details)
 
 

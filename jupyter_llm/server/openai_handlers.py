@@ -10,6 +10,7 @@ event, as OpenAI sends it. A client that leaves, streaming or waiting, cancels i
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
@@ -18,7 +19,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import JobFailed, LLMError
+from ..errors import JobFailed, LLMError, NotAuthenticated
 from ..pool import Pool
 from ..types import JobRecord, JobStatus, Logprob, TokenEvent
 from .base import LLMHandler
@@ -30,7 +31,35 @@ from .sse import ClientGone, EventStream
 __all__ = ["openai_handlers"]
 
 
-class ModelListHandler(LLMHandler):
+class _OpenAIHandler(LLMHandler):
+    """An OpenAI route: an API client without the right key gets OpenAI's 401.
+
+    A request that carries cookies (a browser) keeps Jupyter's rules, 403 and the XSRF
+    check included. One without cookies holds no ambient credential a cross-site page could
+    borrow, so it needs no XSRF token: its key alone decides.
+    """
+
+    def _api_client(self) -> bool:
+        return "Cookie" not in self.request.headers
+
+    def check_xsrf_cookie(self) -> None:
+        if not self._api_client():
+            super().check_xsrf_cookie()
+
+    async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler does
+        try:
+            result: Any = super().prepare()
+            while inspect.isawaitable(result):  # web.authenticated may hand back a coroutine
+                result = await result
+        except web.HTTPError as exc:
+            if exc.status_code == 403 and self.current_user is None and self._api_client():
+                raise NotAuthenticated() from None
+            raise
+        if self.current_user is None and self._api_client():
+            raise NotAuthenticated()
+
+
+class ModelListHandler(_OpenAIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -38,7 +67,7 @@ class ModelListHandler(LLMHandler):
         self.write_json(models_list(names, self.llm.created))
 
 
-class _CompletionsHandler(LLMHandler):
+class _CompletionsHandler(_OpenAIHandler):
     def parse(self, body: Mapping[str, Any]) -> CompletionCall:
         raise NotImplementedError
 
@@ -59,6 +88,12 @@ class _CompletionsHandler(LLMHandler):
             for job_id in ids:
                 await pool.cancel(job_id)
 
+    def _tool_parser(self, call: CompletionCall) -> str:
+        for model in self.pool.models():
+            if model.name == call.model and model.tool_parser:
+                return model.tool_parser
+        return "hermes"
+
     async def _answer(self, pool: Pool, call: CompletionCall, ids: list[str]) -> None:
         collect = asyncio.ensure_future(asyncio.gather(*(_collect(pool, i) for i in ids)))
         await asyncio.wait((collect, self.gone), return_when=asyncio.FIRST_COMPLETED)
@@ -70,11 +105,11 @@ class _CompletionsHandler(LLMHandler):
         for record in records:
             if record.status is not JobStatus.COMPLETED:
                 raise record.failure() or JobFailed(record.id, record.status.value)
-        replies = Replies(call, ids[0])
+        replies = Replies(call, ids[0], tool_parser=self._tool_parser(call))
         self.write_json(replies.completion(records, [logprobs for _, logprobs in results]))
 
     async def _stream(self, pool: Pool, call: CompletionCall, ids: list[str]) -> None:
-        replies = Replies(call, ids[0])
+        replies = Replies(call, ids[0], tool_parser=self._tool_parser(call))
         stream = EventStream(self, self.gone, self.llm.keepalive_secs)
 
         async def relay() -> None:
@@ -88,8 +123,7 @@ class _CompletionsHandler(LLMHandler):
                             raise error  # still a real status code: 504, 503...
                         await stream.send(json.dumps(translate(error).body()))
                         return
-                    chunk = replies.event_chunk(index, event)
-                    if chunk is not None:
+                    for chunk in replies.event_chunks(index, event):
                         await stream.send(json.dumps(chunk))
             if call.include_usage:
                 records = [await pool.get(job_id) for job_id in ids]

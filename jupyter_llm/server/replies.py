@@ -2,14 +2,22 @@
 
 ``Replies`` holds what every object of one response shares (id, created, model, kind);
 the handler feeds it choices' text, finish reasons and logprobs as they come.
+
+With tools, a choice's text is read for tool calls (``message.tool_calls``, streamed as
+``delta.tool_calls``, ``finish_reason: "tool_calls"``): with ``tool_choice: auto`` in the
+model's own syntax (toolcalls.py); with a named function the whole (constrained) text is its
+arguments, streamed as they come; with ``required`` it is one ``{"name", "arguments"}`` object.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..structured import ToolCall
+from ..toolcalls import Parsed, ToolCallReader, new_call_id, parse
 from ..types import JobRecord, Logprob, TokenEvent
 from .schema import CompletionCall
 
@@ -17,12 +25,25 @@ __all__ = ["Replies", "models_list"]
 
 
 class Replies:
-    def __init__(self, call: CompletionCall, job_id: str, created: float | None = None) -> None:
+    def __init__(
+        self,
+        call: CompletionCall,
+        job_id: str,
+        created: float | None = None,
+        tool_parser: str = "hermes",
+    ) -> None:
         self._call = call
         self._chat = call.kind == "chat"
         self._id = ("chatcmpl-" if self._chat else "cmpl-") + job_id
         self._created = int(time.time() if created is None else created)
         self._offsets = [0] * len(call.requests)  # characters each choice has streamed
+        first = call.requests[0]
+        self._mode = first.tool_choice.mode if self._chat and first.tools else "none"
+        self._function = first.tool_choice.name
+        self._parser = tool_parser
+        self._readers = [ToolCallReader(tool_parser) for _ in call.requests]
+        self._call_ids = [new_call_id() for _ in call.requests]  # a named function's call
+        self._held = [""] * len(call.requests)  # tool_choice required: the text so far
 
     def _head(self, chunk: bool) -> dict[str, Any]:
         kind = "chat.completion.chunk" if chunk else "chat.completion"
@@ -36,6 +57,13 @@ class Replies:
 
     # -- streaming -------------------------------------------------------------------------
 
+    def event_chunks(self, index: int, event: TokenEvent) -> list[dict[str, Any]]:
+        """The chunks a completed choice's event becomes (failures are the caller's)."""
+        if self._mode != "none":
+            return self._tool_chunks(index, event)
+        chunk = self.event_chunk(index, event)
+        return [] if chunk is None else [chunk]
+
     def event_chunk(self, index: int, event: TokenEvent) -> dict[str, Any] | None:
         """The chunk a completed choice's event becomes, if any (failures are the caller's)."""
         if event.terminal:
@@ -47,6 +75,57 @@ class Replies:
         # The job's first event says it started: a chat choice opens with its role.
         return self.chunk(index, role=True) if self._chat else None
 
+    def _tool_chunks(self, index: int, event: TokenEvent) -> list[dict[str, Any]]:
+        if not event.terminal and not (event.text or event.token_ids):
+            return [self.chunk(index, role=True)]
+        if self._mode == "function":  # the text is the arguments: stream them as they come
+            if event.terminal:
+                reason = "tool_calls" if event.finish_reason == "stop" else event.finish_reason
+                return [self.chunk(index, finish_reason=reason)]
+            if not event.text:
+                return []
+            opening = self._offsets[index] == 0
+            self._offsets[index] += len(event.text)
+            delta: dict[str, Any] = {"index": 0, "function": {"arguments": event.text}}
+            if opening:
+                delta.update(id=self._call_ids[index], type="function")
+                delta["function"] = {"name": self._function, "arguments": event.text}
+            return [self.chunk(index, tool_calls=[delta])]
+        if self._mode == "required":  # one JSON object: nothing to show until it is whole
+            if not event.terminal:
+                self._held[index] += event.text
+                return []
+            parsed = _required(self._held[index])
+        else:
+            reader = self._readers[index]
+            if not event.terminal:
+                text = reader.feed(event.text)
+                return [self.chunk(index, text=text)] if text else []
+            parsed = reader.finish()
+        chunks = []
+        if parsed.content:
+            chunks.append(self.chunk(index, text=parsed.content))
+        calls = self._kept(parsed.calls)
+        if calls:
+            deltas = [dict(call.to_openai(), index=i) for i, call in enumerate(calls)]
+            chunks.append(self.chunk(index, tool_calls=deltas))
+        reason = "tool_calls" if calls else event.finish_reason
+        chunks.append(self.chunk(index, finish_reason=reason))
+        return chunks
+
+    def _kept(self, calls: Sequence[ToolCall]) -> list[ToolCall]:
+        return list(calls if self._call.parallel_tool_calls else calls[:1])
+
+    def _message(self, index: int, text: str) -> Parsed:
+        """A whole answer's content and tool calls."""
+        if self._mode == "none":
+            return Parsed(text)
+        if self._mode == "function":
+            assert self._function is not None
+            return Parsed(None, (ToolCall(self._call_ids[index], self._function, text),))
+        parsed = _required(text) if self._mode == "required" else parse(self._parser, text)
+        return Parsed(parsed.content, tuple(self._kept(parsed.calls)))
+
     def chunk(
         self,
         index: int,
@@ -56,6 +135,7 @@ class Replies:
         finish_reason: str | None = None,
         logprobs: Sequence[Logprob] | None = None,
         offset: int = 0,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """One choice's step: its role (chat, first chunk), new text, or its finish reason."""
         choice: dict[str, Any] = {"index": index}
@@ -63,6 +143,8 @@ class Replies:
             delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
             if text is not None:
                 delta["content"] = text
+            if tool_calls is not None:
+                delta["tool_calls"] = tool_calls
             choice["delta"] = delta
             choice["logprobs"] = chat_logprobs(logprobs) if logprobs else None
         else:
@@ -90,13 +172,23 @@ class Replies:
         choices = []
         for index, (record, lps) in enumerate(zip(records, logprobs, strict=True)):
             choice: dict[str, Any] = {"index": index}
+            reason = record.finish_reason
             if self._chat:
-                choice["message"] = {"role": "assistant", "content": record.text, "refusal": None}
+                parsed = self._message(index, record.text)
+                message: dict[str, Any] = {
+                    "role": "assistant",
+                    "content": parsed.content,
+                    "refusal": None,
+                }
+                if parsed.calls:
+                    message["tool_calls"] = [call.to_openai() for call in parsed.calls]
+                    reason = "tool_calls" if reason == "stop" else reason
+                choice["message"] = message
                 choice["logprobs"] = chat_logprobs(lps) if lps else None
             else:
                 choice["text"] = record.text
                 choice["logprobs"] = text_logprobs(lps, 0) if lps else None
-            choice["finish_reason"] = record.finish_reason
+            choice["finish_reason"] = reason
             choices.append(choice)
         data = self._head(chunk=False)
         data["choices"] = choices
@@ -115,6 +207,28 @@ class Replies:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
+
+
+def _required(text: str) -> Parsed:
+    """``tool_choice: required``: the text is one ``{"name", "arguments"}`` object (a remote
+    upstream may send several, one after the other)."""
+    decoder = json.JSONDecoder()
+    calls = []
+    at = 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            break
+        try:
+            data, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return Parsed(text or None)
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return Parsed(text or None)
+        arguments = json.dumps(data.get("arguments", {}), ensure_ascii=False)
+        calls.append(ToolCall(new_call_id(), data["name"], arguments))
+    return Parsed(None, tuple(calls)) if calls else Parsed(text or None)
 
 
 def chat_logprobs(logprobs: Sequence[Logprob]) -> dict[str, Any]:

@@ -13,15 +13,18 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..errors import InvalidRequest, UnsupportedParameter
+from ..structured import ResponseFormat, Tool, ToolCall, ToolChoice, canonical_json
 from ..types import GenerationRequest, Message, Priority, SamplingParams
-from ..validate import SAMPLING, Range, check_range
+from ..validate import SAMPLING, Range, check_range, is_number
 
 __all__ = ["CompletionCall", "parse_chat", "parse_completion", "parse_job"]
 
 MAX_CHOICES = 32  # n: each choice is a job with its own units
 
 _SAMPLING = frozenset(SamplingParams.__dataclass_fields__)
-_JOB_KEYS = frozenset({"model", "prompt", "messages", "params", "priority"}) | _SAMPLING
+_JOB_KEYS = (
+    frozenset({"model", "prompt", "messages", "params", "priority", "response_format"}) | _SAMPLING
+)
 
 # OpenAI names, mapped to SamplingParams fields where they differ.
 _OPENAI_SAMPLING = frozenset(
@@ -39,12 +42,30 @@ _OPENAI_SAMPLING = frozenset(
         "ignore_eos",  # beyond OpenAI, as in vLLM: exactly max_tokens (benchmarks)
     }
 )
-_COMMON = frozenset({"model", "stream", "stream_options", "n", "logprobs"}) | _OPENAI_SAMPLING
-_CHAT_KEYS = _COMMON | {"messages", "max_completion_tokens", "top_logprobs"}
+_COMMON = (
+    frozenset({"model", "stream", "stream_options", "n", "logprobs", "logit_bias"})
+    | _OPENAI_SAMPLING
+)
+_CHAT_KEYS = _COMMON | {
+    "messages",
+    "max_completion_tokens",
+    "top_logprobs",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+}
 _TEXT_KEYS = _COMMON | {"prompt", "echo", "best_of", "suffix"}
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 # What the openai client echoes back on an assistant message it received: harmless when empty.
-_ASSISTANT_EXTRAS = frozenset({"refusal", "tool_calls", "function_call", "audio", "annotations"})
+_ASSISTANT_EXTRAS = frozenset({"refusal", "function_call", "audio", "annotations"})
+_MAX_TOOLS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +78,15 @@ class CompletionCall:
     prompt_of: tuple[int, ...]  # the prompt choice i answers (usage counts each prompt once)
     stream: bool = False
     include_usage: bool = False
+    parallel_tool_calls: bool = True  # False: an answer keeps its first tool call only
 
 
 # -- REST ------------------------------------------------------------------------------------
 
 
 def parse_job(body: Mapping[str, Any]) -> GenerationRequest:
-    """``{model, prompt or messages, params: {...}, priority}``; sampling keys may also sit at
-    the top level (``{"model": "m", "prompt": "hi", "max_tokens": 8}``)."""
+    """``{model, prompt or messages, params: {...}, priority, response_format}``; sampling keys
+    may also sit at the top level (``{"model": "m", "prompt": "hi", "max_tokens": 8}``)."""
     body = _present(body)
     _reject_unknown(body, _JOB_KEYS)
     params = body.get("params", {})
@@ -82,6 +104,7 @@ def parse_job(body: Mapping[str, Any]) -> GenerationRequest:
         messages=None if messages is None else _messages(messages),
         params=SamplingParams.from_dict(params),
         priority=Priority.parse(body.get("priority", "normal")),
+        response_format=_response_format(body.get("response_format")),
     )
 
 
@@ -107,7 +130,19 @@ def parse_chat(body: Mapping[str, Any]) -> CompletionCall:
         sampling["top_logprobs"] = body["top_logprobs"]
     sampling["logprobs"] = logprobs
     model = _model(body)
-    return _call("chat", model, body, [GenerationRequest(model, messages=messages)], sampling)
+    tools = _tools(body.get("tools", []))
+    choice = _tool_choice(body.get("tool_choice", "auto" if tools else "none"), tools)
+    request = GenerationRequest(
+        model,
+        messages=messages,
+        tools=tools,
+        tool_choice=choice,
+        response_format=_response_format(body.get("response_format")),
+    )
+    parallel = body.get("parallel_tool_calls", True)
+    if not isinstance(parallel, bool):
+        raise InvalidRequest("parallel_tool_calls: expected true or false", "parallel_tool_calls")
+    return replace(_call("chat", model, body, [request], sampling), parallel_tool_calls=parallel)
 
 
 def parse_completion(body: Mapping[str, Any]) -> CompletionCall:
@@ -186,7 +221,132 @@ def _streaming(body: Mapping[str, Any]) -> tuple[bool, bool]:
 
 
 def _sampling(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: body[key] for key in _OPENAI_SAMPLING & body.keys()}
+    sampling = {key: body[key] for key in _OPENAI_SAMPLING & body.keys()}
+    if "logit_bias" in body:
+        sampling["logit_bias"] = _logit_bias(body["logit_bias"])
+    return sampling
+
+
+def _logit_bias(value: Any) -> tuple[tuple[int, float], ...]:
+    """OpenAI's ``{"token id": bias}``; ids are strings (JSON keys), biases -100 to 100."""
+    if not isinstance(value, dict):
+        raise InvalidRequest("logit_bias: expected an object of token ids to numbers", "logit_bias")
+    pairs = []
+    for key, bias in value.items():
+        if not (isinstance(key, str) and key.isdigit() and len(key) <= 10):
+            raise InvalidRequest(
+                f"logit_bias: keys are token ids (digits), got {key!r}", "logit_bias"
+            )
+        if not is_number(bias) or not -100 <= bias <= 100:
+            raise InvalidRequest(
+                f"logit_bias[{key}]: expected a number from -100 to 100", "logit_bias"
+            )
+        pairs.append((int(key), float(bias)))
+    return tuple(pairs)
+
+
+def _tools(value: Any) -> tuple[Tool, ...]:
+    if not isinstance(value, list) or len(value) > _MAX_TOOLS:
+        raise InvalidRequest(f"tools: expected a list of up to {_MAX_TOOLS} functions", "tools")
+    tools = []
+    for i, item in enumerate(value):
+        where = f"tools[{i}]"
+        if not isinstance(item, dict) or item.get("type") != "function":
+            raise InvalidRequest(
+                f'{where}: expected {{"type": "function", "function": ...}}', where
+            )
+        function = item.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"{where}.function: expected an object with a name", where)
+        name = function["name"]
+        if not name or len(name) > 64 or not all(c.isalnum() or c in "_-" for c in name):
+            raise InvalidRequest(
+                f"{where}.function.name: letters, digits, _ and -, up to 64", f"{where}.function"
+            )
+        description = function.get("description", "")
+        if not isinstance(description, str):
+            raise InvalidRequest(f"{where}.function.description: expected a string", where)
+        if not isinstance(function.get("strict", False), bool | None):
+            raise InvalidRequest(f"{where}.function.strict: expected true or false", where)
+        parameters = function.get("parameters")
+        schema = _schema(
+            {"type": "object", "properties": {}} if parameters is None else parameters,
+            f"{where}.function.parameters",
+        )
+        tools.append(Tool(name, description, schema))
+    return tuple(tools)
+
+
+def _tool_choice(value: Any, tools: tuple[Tool, ...]) -> ToolChoice:
+    if isinstance(value, str):
+        if value not in ("auto", "none", "required"):
+            raise InvalidRequest(
+                f"tool_choice: expected auto, none, required or a function, got {value!r}",
+                "tool_choice",
+            )
+        if value == "required" and not tools:
+            raise InvalidRequest("tool_choice: required needs tools", "tool_choice")
+        return ToolChoice(value if tools else "none")
+    function = value.get("function") if isinstance(value, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(name, str) or value.get("type") != "function":
+        raise InvalidRequest(
+            'tool_choice: expected auto, none, required or {"type": "function", '
+            '"function": {"name": ...}}',
+            "tool_choice",
+        )
+    if name not in {t.name for t in tools}:
+        raise InvalidRequest(f"tool_choice: no function named {name!r} in tools", "tool_choice")
+    return ToolChoice("function", name)
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind in ("text", "json_object"):
+        return ResponseFormat(kind)
+    if kind != "json_schema":
+        raise InvalidRequest(
+            "response_format: expected {type: text | json_object | json_schema}",
+            "response_format",
+        )
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict):
+        raise InvalidRequest(
+            "response_format.json_schema: expected an object with name and schema",
+            "response_format.json_schema",
+        )
+    name = spec.get("name", "response")
+    strict = spec.get("strict", False)
+    strict = False if strict is None else strict
+    description = spec.get("description", "")
+    if not (isinstance(name, str) and isinstance(strict, bool) and isinstance(description, str)):
+        raise InvalidRequest(
+            "response_format.json_schema: name and description are strings, strict true or false",
+            "response_format.json_schema",
+        )
+    schema = _schema(spec.get("schema", {}), "response_format.json_schema.schema")
+    return ResponseFormat("json_schema", schema, name, strict)
+
+
+def _schema(value: Any, where: str) -> str:
+    """A JSON schema as canonical text, refused here when the grammar engine cannot take it."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where}: expected a JSON schema (an object)", where)
+    text = canonical_json(value)
+    try:
+        import llguidance
+    except ImportError:  # the engine extra is not here: the worker's compile will say
+        return text
+    try:
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(text)
+        errors = llguidance.LLMatcher.validate_grammar(grammar)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        errors = str(exc)
+    if errors:
+        raise InvalidRequest(f"{where}: cannot be enforced: {errors}", where)
+    return text
 
 
 def _one_of(body: Mapping[str, Any], first: str, second: str) -> Any:
@@ -217,17 +377,50 @@ def _message(item: Any, where: str) -> Message:
     item = {k: v for k, v in item.items() if v is not None and v != []}
     role = item.get("role")
     if not isinstance(role, str) or role not in _ROLES:
-        if role in ("tool", "function"):
-            raise UnsupportedParameter(f"{where}.role", f"{role!r} messages (no tool calling)")
+        if role == "function":
+            raise UnsupportedParameter(f"{where}.role", "'function' messages; use tool")
         raise InvalidRequest(
-            f"{where}.role: expected system, developer, user or assistant, got {role!r}",
+            f"{where}.role: expected system, developer, user, assistant or tool, got {role!r}",
             f"{where}.role",
         )
-    allowed = {"role", "content"} | (_ASSISTANT_EXTRAS if role == "assistant" else set())
+    allowed = {"role", "content"}
+    if role == "assistant":
+        allowed |= _ASSISTANT_EXTRAS | {"tool_calls"}
+    if role == "tool":
+        allowed |= {"tool_call_id", "name"}
     for key in item:
         if key not in allowed or (key in _ASSISTANT_EXTRAS and item[key] not in ("", {})):
             raise UnsupportedParameter(f"{where}.{key}")
-    return Message(_ROLES[role], _content(item.get("content"), f"{where}.content"))
+    calls = _tool_calls(item.get("tool_calls", []), f"{where}.tool_calls")
+    content = "" if calls and "content" not in item else item.get("content")
+    call_id = item.get("tool_call_id")
+    if role == "tool" and not isinstance(call_id, str):
+        raise InvalidRequest(f"{where}.tool_call_id: required, a string", f"{where}.tool_call_id")
+    name = item.get("name") if role == "tool" else None
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequest(f"{where}.name: expected a string", f"{where}.name")
+    return Message(_ROLES[role], _content(content, f"{where}.content"), calls, call_id, name)
+
+
+def _tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{where}: expected a list of tool calls", where)
+    calls = []
+    for i, item in enumerate(value):
+        function = item.get("function") if isinstance(item, dict) else None
+        if not (
+            isinstance(function, dict)
+            and item.get("type") == "function"
+            and isinstance(item.get("id"), str)
+            and isinstance(function.get("name"), str)
+            and isinstance(function.get("arguments"), str)
+        ):
+            raise InvalidRequest(
+                f"{where}[{i}]: expected {{id, type: function, function: {{name, arguments}}}}",
+                f"{where}[{i}]",
+            )
+        calls.append(ToolCall(item["id"], function["name"], function["arguments"]))
+    return tuple(calls)
 
 
 def _content(content: Any, where: str) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import openai
 import pytest
 
@@ -26,6 +27,7 @@ from jupyter_llm.testing import free_port
 from jupyter_llm.types import GenerationRequest, SamplingParams
 
 from ..kernel.conftest import Kernels, clean_env
+from ..schemas import random_schema
 from ..support import make_config
 from .servers import Launched
 
@@ -412,3 +414,55 @@ async def test_a_job_cancelled_before_the_upstream_answers_hangs_up_at_once(make
         assert (await pool.get(job.id)).status.value == "cancelled"
     finally:
         server.close()
+
+
+def test_tools_and_schemas_pass_through_the_proxy(servers) -> None:
+    _, proxy, _ = servers
+    parameters = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 6}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    tools: Any = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": parameters}}
+    ]
+    named: Any = {"type": "function", "function": {"name": "get_weather"}}
+    with openai_client(proxy) as oai:
+        for choice in (named, "required"):
+            for stream in (False, True):
+                params: Any = {
+                    "model": "tiny",
+                    "messages": CHAT,
+                    "tools": tools,
+                    "tool_choice": choice,
+                    "max_tokens": 80,
+                    "temperature": 0.5,
+                    "seed": 1,
+                }
+                if stream:
+                    chunks = list(oai.chat.completions.create(**params, stream=True))
+                    deltas = [
+                        d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []
+                    ]
+                    name = "".join(d.function.name or "" for d in deltas if d.function)
+                    arguments = "".join(d.function.arguments or "" for d in deltas if d.function)
+                    finish = [c.choices[0].finish_reason for c in chunks if c.choices]
+                    assert finish[-1] == "tool_calls", chunks
+                else:
+                    whole = oai.chat.completions.create(**params)
+                    assert whole.choices[0].finish_reason == "tool_calls"
+                    (call,) = whole.choices[0].message.tool_calls or []
+                    name, arguments = call.function.name, call.function.arguments  # type: ignore[union-attr]
+                assert name == "get_weather", (choice, stream)
+                jsonschema.validate(json.loads(arguments), parameters)
+        schema = random_schema(7)
+        reply = oai.chat.completions.create(
+            model="tiny",
+            messages=CHAT,  # type: ignore[arg-type]
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+            max_tokens=300,
+            temperature=1.0,
+            seed=4,
+        )
+        jsonschema.validate(json.loads(reply.choices[0].message.content or ""), schema)

@@ -7,12 +7,15 @@ import json
 import pytest
 
 from jupyter_llm.engine.remote.wire import (
+    ToolCallText,
     estimate_tokens,
     parse_chunk,
     retry_after,
     upstream_call,
     upstream_failure,
 )
+from jupyter_llm.structured import ResponseFormat, Tool, ToolCall, ToolChoice
+from jupyter_llm.toolcalls import parse
 from jupyter_llm.types import GenerationRequest, Message, SamplingParams, Usage
 
 
@@ -182,3 +185,64 @@ def test_retry_after_is_honoured_only_when_short() -> None:
 def test_prompt_tokens_are_estimated_at_four_bytes_a_token() -> None:
     assert estimate_tokens(request("x" * 40)) == 10
     assert estimate_tokens(request(None)) == 4 + 2  # "hello": 5 bytes, 2 tokens, + overhead
+
+
+def test_tools_formats_and_bias_go_upstream_as_they_came() -> None:
+    tool = Tool("f", "does f", '{"type":"object"}')
+    chat = GenerationRequest(
+        "m",
+        messages=(
+            Message("user", "hi"),
+            Message("assistant", "", (ToolCall("c1", "f", "{}"),)),
+            Message("tool", "done", tool_call_id="c1"),
+        ),
+        params=SamplingParams(max_tokens=4, temperature=0, logit_bias=((5, -100.0),)),
+        tools=(tool,),
+        tool_choice=ToolChoice("required"),
+        response_format=ResponseFormat("json_object"),
+    )
+    _, body = upstream_call(chat, "theirs")
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "f", "parameters": {"type": "object"}, "description": "does f"},
+        }
+    ]
+    assert body["tool_choice"] == "required"
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["logit_bias"] == {"5": -100.0}
+    assert body["messages"][1]["tool_calls"][0]["function"] == {"name": "f", "arguments": "{}"}
+    assert body["messages"][2] == {"role": "tool", "content": "done", "tool_call_id": "c1"}
+
+
+def stream_of_calls() -> list[str]:
+    """Two calls as vLLM streams them: id and name first, the arguments in pieces."""
+    deltas = [
+        {"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": ""}},
+        {"index": 0, "function": {"arguments": '{"x": '}},
+        {"index": 0, "function": {"arguments": "1}"}},
+        {"index": 1, "id": "b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+    ]
+    return [json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [d]}}]}) for d in deltas]
+
+
+@pytest.mark.parametrize("mode", ["auto", "required", "function"])
+def test_streamed_tool_calls_become_the_text_our_replies_read(mode: str) -> None:
+    calls = ToolCallText(mode)
+    text = ""
+    for data in stream_of_calls():
+        chunk = parse_chunk(data)
+        assert chunk is not None
+        text += calls.feed(chunk.tool_calls)
+    text += calls.close()
+    if mode == "auto":
+        parsed = parse("hermes", text)
+        assert [(c.name, json.loads(c.arguments)) for c in parsed.calls] == [
+            ("f", {"x": 1}),
+            ("g", {}),
+        ]
+    elif mode == "required":  # one call is asked for: the first is what a reply reads
+        first = text[: text.index("}}") + 2]
+        assert json.loads(first) == {"name": "f", "arguments": {"x": 1}}
+    else:
+        assert text.startswith('{"x": 1}')

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -214,3 +215,19 @@ def test_a_client_by_hand(tmp_path: Path, server: Server) -> None:
     assert client.where == f"the jupyter_llm server at {server.url}"
     assert not client.is_embedded
     assert client.default_model() == "tiny"
+
+
+def test_a_schema_constrains_a_remote_generation(remote: Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "colour": {"enum": ["red", "green"]},
+            "n": {"type": "integer", "maximum": 9},
+        },
+        "required": ["colour", "n"],
+        "additionalProperties": False,
+    }
+    g = remote.generate("Pick a colour.", model="tiny", schema=schema, max_tokens=60, seed=3)
+    g.wait(60)
+    assert g.record is not None and g.record.finish_reason == "stop", g.text
+    jsonschema.validate(json.loads(g.text), schema)

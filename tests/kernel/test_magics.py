@@ -297,3 +297,16 @@ def test_the_magic_documents_itself(kernel: KernelDriver) -> None:
     doc = kernel.value("get_ipython().find_magic('llm', 'cell').__doc__")
     assert doc.startswith("%%llm [-m MODEL] [-s SYSTEM] [-t TEMP] [-n MAX_TOKENS]")
     assert "-f code waits as --wait does" in doc
+
+
+def test_a_schema_from_the_namespace_constrains_the_answer(kernel: KernelDriver) -> None:
+    kernel.ok(
+        "shape = {'type': 'object', 'properties': {'ok': {'type': 'boolean'}}, "
+        "'required': ['ok'], 'additionalProperties': False}"
+    )
+    cell = kernel.ok("%%llm -m tiny -n 40 --wait -f json --schema shape -o answer\nIs it ok?")
+    final = cell.final()
+    assert final is not None
+    assert set(final.content["data"]["application/json"]) == {"ok"}
+    missing = kernel.run("%%llm -m tiny --schema nothing\nhi")
+    assert "names nothing" in str(missing.error()), missing.error()

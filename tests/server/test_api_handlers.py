@@ -79,7 +79,11 @@ async def test_a_job_takes_params_nested_or_at_the_top_and_chat_messages(llm: LL
             "max_tokens",
         ),
         ({"model": MODEL, "prompt": "hi", "priority": "urgent"}, "priority"),
-        ({"model": MODEL, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        (
+            {"model": MODEL, "messages": [{"role": "tool", "content": "x"}]},
+            "messages[0].tool_call_id",
+        ),
+        ({"model": MODEL, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
     ],
 )
 async def test_a_bad_job_is_a_400_that_names_the_parameter(

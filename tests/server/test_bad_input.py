@@ -74,7 +74,15 @@ CASES = [
     Case("prompt and messages", "POST", JOBS, 400, "exactly one of", job(messages=USER)),
     Case("prompt a number", "POST", JOBS, 400, "prompt: expected a string", job(prompt=5)),
     Case("unknown field", "POST", JOBS, 400, "'colour'", job(colour="red"), param="colour"),
-    Case("unknown OpenAI field", "POST", CHAT, 400, "'tools'", chat(tools=[]), param="tools"),
+    Case(
+        "unknown OpenAI field",
+        "POST",
+        CHAT,
+        400,
+        "'functions'",
+        chat(functions=[]),
+        param="functions",
+    ),
     Case("params not an object", "POST", JOBS, 400, "params: expected an object", job(params=3)),
     Case("given twice", "POST", JOBS, 400, "both", job(top_k=2, params={"top_k": 3})),
     # -- ranges and huge numbers
@@ -132,12 +140,12 @@ CASES = [
     ),
     Case("no messages", "POST", CHAT, 400, "messages: required", {"model": MODEL}),
     Case(
-        "role tool",
+        "role function",
         "POST",
         CHAT,
         400,
-        "no tool calling",
-        chat(messages=[{"role": "tool", "content": "x"}]),
+        "use tool",
+        chat(messages=[{"role": "function", "content": "x"}]),
     ),
     Case(
         "role an object",

@@ -152,9 +152,10 @@ async def test_logprobs_are_null_when_the_engine_gives_none(
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"logit_bias": {"1": 2}}, "logit_bias"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"logit_bias": {"a": 2}}, "logit_bias"),
+        ({"tools": [{"type": "function", "function": {}}]}, "tools[0]"),
+        ({"response_format": {"type": "yaml"}}, "response_format"),
+        ({"functions": [{"name": "f"}]}, "functions"),
         ({"user": "me"}, "user"),
         ({"temperature": 5}, "temperature"),
         ({"top_p": 0}, "top_p"),
@@ -163,7 +164,8 @@ async def test_logprobs_are_null_when_the_engine_gives_none(
         ({"top_logprobs": 2}, "top_logprobs"),  # without logprobs
         ({"stream_options": {"include_usage": True}}, "stream_options"),  # without stream
         ({"messages": [{"role": "user", "content": "x", "name": "a"}]}, "messages[0].name"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
+        ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].role"),
         ({"messages": []}, "messages"),
     ],
 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from jupyter_llm.errors import InvalidRequest, UnsupportedParameter
 from jupyter_llm.server.schema import parse_chat, parse_completion, parse_job
+from jupyter_llm.structured import ToolCall, ToolChoice
 from jupyter_llm.types import Message, Priority
 
 USER = [{"role": "user", "content": "hi"}]
@@ -94,22 +96,15 @@ def test_message_content_parts_developer_role_and_echoed_assistant_fields() -> N
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"logit_bias": {"1": 1}}, "logit_bias"),
-        ({"tools": []}, "tools"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
         (
             {"stream": True, "stream_options": {"include_obfuscation": True}},
             "stream_options.include_obfuscation",
         ),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": "x", "name": "n"}]}, "messages[0].name"),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "", "x": 1}]}]},
             "messages[0].content[0].x",
-        ),
-        (
-            {"messages": [{"role": "assistant", "content": "x", "tool_calls": [{"id": "1"}]}]},
-            "messages[0].tool_calls",
         ),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
@@ -186,3 +181,137 @@ def test_bad_rest_jobs_are_named(body: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_job(body)
     assert caught.value.param == param
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def test_tools_and_a_named_choice_become_the_request_and_its_schema() -> None:
+    call = parse_chat(
+        {
+            "model": "m",
+            "messages": USER,
+            "tools": [WEATHER],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "parallel_tool_calls": False,
+        }
+    )
+    request = call.requests[0]
+    assert [t.name for t in request.tools] == ["get_weather"]
+    assert request.tool_choice == ToolChoice("function", "get_weather")
+    assert json.loads(request.output_schema or "") == WEATHER["function"]["parameters"]
+    assert not call.parallel_tool_calls
+
+
+def test_tool_choice_defaults_to_auto_with_tools_and_none_without() -> None:
+    with_tools = parse_chat({"model": "m", "messages": USER, "tools": [WEATHER]}).requests[0]
+    assert with_tools.tool_choice.mode == "auto" and with_tools.output_schema is None
+    plain = parse_chat({"model": "m", "messages": USER}).requests[0]
+    assert plain.tool_choice.mode == "none"
+    required = parse_chat(
+        {"model": "m", "messages": USER, "tools": [WEATHER], "tool_choice": "required"}
+    ).requests[0]
+    schema = json.loads(required.output_schema or "")
+    assert schema["properties"]["name"] == {"const": "get_weather"}
+
+
+def test_a_tool_history_is_read_into_messages() -> None:
+    call = parse_chat(
+        {
+            "model": "m",
+            "messages": [
+                *USER,
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ],
+            "tools": [WEATHER],
+        }
+    )
+    messages = call.requests[0].messages or ()
+    assert messages[1].tool_calls == (ToolCall("call_1", "get_weather", '{"city": "Oslo"}'),)
+    assert messages[2] == Message("tool", "sunny", tool_call_id="call_1")
+
+
+def test_response_formats_and_logit_bias() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    call = parse_chat(
+        {
+            "model": "m",
+            "messages": USER,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema, "strict": True},
+            },
+            "logit_bias": {"7": -100, "9": 2.5},
+        }
+    )
+    request = call.requests[0]
+    assert json.loads(request.output_schema or "") == schema
+    assert request.params.logit_bias == ((7, -100.0), (9, 2.5))
+    plain = parse_chat(
+        {"model": "m", "messages": USER, "response_format": {"type": "json_object"}}
+    ).requests[0]
+    assert plain.output_schema == '{"type":"object"}'
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"logit_bias": {"x": 1}}, "logit_bias"),
+        ({"logit_bias": {"1": 101}}, "logit_bias"),
+        ({"logit_bias": [1]}, "logit_bias"),
+        ({"tools": [{"type": "function"}]}, "tools[0]"),
+        ({"tools": [WEATHER, WEATHER]}, "tools"),
+        ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+            "tool_choice",
+        ),
+        ({"response_format": {"type": "yaml"}}, "response_format"),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "nonsense"}},
+                }
+            },
+            "response_format.json_schema.schema",
+        ),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
+        (
+            {"messages": [{"role": "assistant", "content": "x", "tool_calls": [{"id": "1"}]}]},
+            "messages[0].tool_calls[0]",
+        ),
+        ({"parallel_tool_calls": "yes"}, "parallel_tool_calls"),
+    ],
+)
+def test_bad_tool_and_format_fields_are_400s_that_name_them(
+    body: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat({"model": "m", "messages": USER, **body})
+    assert caught.value.param == param
+
+
+def test_a_rest_job_takes_a_response_format() -> None:
+    request = parse_job({"model": "m", "prompt": "hi", "response_format": {"type": "json_object"}})
+    assert request.output_schema == '{"type":"object"}'

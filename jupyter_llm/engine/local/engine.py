@@ -27,10 +27,11 @@ from ...sources.resolve import resolve_model_dir
 from ..base import EngineInfo, EngineRequest, StepOutput
 from ..detok import Detokenizer
 from ..loading import Progress, silent
-from ..prompt import encode, load_tokenizer
+from ..prompt import encode, load_tokenizer, tool_parser
 from ..scheduler import Plan, Scheduler
 from ..sequence import Sequence
 from .device import Precision, resolve_device, resolve_precision
+from .grammar import Grammars
 from .hf_path import GenericPath
 from .llama import Llama, unsupported
 from .llama_path import LlamaPath, layout
@@ -80,6 +81,10 @@ class TransformersEngine:
             getattr(model.config.get_text_config(decoder=True), "max_position_embeddings", 2048)
         )
         self.eos_ids = _eos_ids(model, self.tokenizer)
+        self.vocab_size = int(model.config.get_text_config(decoder=True).vocab_size)
+        self.grammars = Grammars(self.tokenizer, self.vocab_size, self.eos_ids)
+        progress("preparing constrained decoding", str(model_dir))
+        self.grammars.warm()
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
         memory = params.kvcache_mem_gpu if self.device.type == "cuda" else params.kvcache_mem_cpu
@@ -111,6 +116,7 @@ class TransformersEngine:
             tokenizer=str(model_dir),
             dtype=precision.dtype_name,
             matmul=precision.matmul,
+            tool_parser=tool_parser(self.tokenizer, config.tool_parser),
         )
         self.scheduler = Scheduler(slots, _PREFILL_TOKENS)
         # Kept prefixes live beside the running batch: a quarter of the cache's memory more.
@@ -142,7 +148,15 @@ class TransformersEngine:
         room = self.max_model_len - len(prompt_ids)
         max_tokens = min(params.max_tokens or 16, max(room, 1))
         stop_ids = (set() if params.ignore_eos else self.eos_ids) | set(params.stop_token_ids)
-        sampler = RowSampler(params, prompt_ids, self.device)
+        for token_id, _ in params.logit_bias:
+            if token_id >= self.vocab_size:
+                raise ValueError(
+                    f"logit_bias: token {token_id} is not in this model's vocabulary of "
+                    f"{self.vocab_size}"
+                )
+        schema = gen.output_schema
+        constraint = None if schema is None else self.grammars.constraint(schema)
+        sampler = RowSampler(params, prompt_ids, self.device, constraint)
         detok = Detokenizer(self.tokenizer, prompt_ids, params.stop)
         seq = Sequence(request.job_id, prompt_ids, max_tokens, detok, stop_ids, sampler)
         self.scheduler.add(seq)

@@ -2,8 +2,9 @@
 
 Each row keeps its own parameters and its own ``torch.Generator``, so a seeded request draws
 the same tokens whatever else shares the batch. Order of operations (as in vLLM and HF):
-penalties, then temperature (0: greedy), then top-k, top-p and min-p filters, then a draw.
-Log-probabilities, when asked, are those of the model's raw distribution.
+``logit_bias`` and the grammar's mask (a constrained row, engine/grammar.py), penalties, then
+temperature (0: greedy), then top-k, top-p and min-p filters, then a draw.
+Log-probabilities, when asked, are those of the biased and masked distribution.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ...types import Logprob, SamplingParams
+from .grammar import Constraint
 
 __all__ = ["GREEDY_BELOW", "RowSampler", "sample"]
 
@@ -29,8 +31,22 @@ class Draw:
 class RowSampler:
     """One sequence's sampling state: its parameters, generator and token counts."""
 
-    def __init__(self, params: SamplingParams, prompt_ids: list[int], device: torch.device) -> None:
+    def __init__(
+        self,
+        params: SamplingParams,
+        prompt_ids: list[int],
+        device: torch.device,
+        constraint: Constraint | None = None,
+    ) -> None:
         self.params = params
+        self.constraint = constraint
+        self._bias: tuple[torch.Tensor, torch.Tensor] | None = None
+        if params.logit_bias:
+            ids, values = zip(*params.logit_bias, strict=True)
+            self._bias = (
+                torch.tensor(ids, dtype=torch.long, device=device),
+                torch.tensor(values, dtype=torch.float32, device=device),
+            )
         # None was resolved by the pool; 0 is greedy, and so is anything too small to divide
         # float32 logits by (vLLM's rule, with its threshold).
         self.greedy = not params.temperature or params.temperature < GREEDY_BELOW
@@ -51,7 +67,22 @@ class RowSampler:
             and not p.frequency_penalty
         )
 
+    @property
+    def shapes(self) -> bool:
+        """True when the row's logits change before sampling (bias or grammar)."""
+        return self._bias is not None or self.constraint is not None
+
+    def shape(self, logits: torch.Tensor) -> None:
+        """Add the logit bias and apply the grammar's mask to one row, in place."""
+        if self._bias is not None:
+            ids, values = self._bias
+            logits.index_add_(0, ids, values.to(logits.dtype))
+        if self.constraint is not None:
+            self.constraint.mask(logits)
+
     def observe(self, token_id: int) -> None:
+        if self.constraint is not None:
+            self.constraint.advance(token_id)
         self._seen.add(token_id)
         self._counts[token_id] = self._counts.get(token_id, 0) + 1
 
@@ -144,6 +175,9 @@ def sample(samplers: list[RowSampler], logits: torch.Tensor, decode: object) -> 
     stay in the core's cache through its few passes, where the same passes over all rows at
     once stream megabytes from memory, several times slower."""
     draws: list[Draw | None] = [None] * len(samplers)
+    for i, sampler in enumerate(samplers):
+        if sampler.shapes:
+            sampler.shape(logits[i])
     plain = [i for i, s in enumerate(samplers) if s.plain]
     if plain:
         tokens = torch.argmax(logits[plain], dim=-1).tolist()

@@ -26,8 +26,22 @@ Data scientists explore data with pandas, plot with matplotlib, and train models
 def add(a, b):\n    return a + b\nfor i in range(10):\n    print(i * i)\n"""
 
 
-def build_tiny_llama(target: Path, seed: int = 0, vocab_size: int = 512) -> Path:
-    """Write the model folder at ``target`` (created) and return it."""
+def build_tiny_llama(
+    target: Path,
+    seed: int = 0,
+    vocab_size: int = 512,
+    *,
+    chat_template: str = CHAT_TEMPLATE,
+    special_tokens: tuple[str, ...] = ("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
+    added_tokens: tuple[str, ...] = (),
+    eos_token: str = "<|im_end|>",
+) -> Path:
+    """Write the model folder at ``target`` (created) and return it.
+
+    ``chat_template``, ``special_tokens`` (control tokens, dropped from decoded text),
+    ``added_tokens`` (whole tokens that stay in the text, as Qwen's ``<tool_call>``) and
+    ``eos_token`` give it another family's chat format; the first special token pads.
+    """
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import (
@@ -38,19 +52,21 @@ def build_tiny_llama(target: Path, seed: int = 0, vocab_size: int = 512) -> Path
     )
 
     target.mkdir(parents=True, exist_ok=True)
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    specials = list(special_tokens)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
         [_CORPUS] * 20, vocab_size=vocab_size, min_frequency=1, special_tokens=specials
     )
     tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=bpe._tokenizer,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=eos_token,
+        pad_token=specials[0],
         bos_token=None,
     )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if added_tokens:
+        tokenizer.add_tokens(list(added_tokens))
+    tokenizer.chat_template = chat_template
+    eos = tokenizer.convert_tokens_to_ids(eos_token)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,

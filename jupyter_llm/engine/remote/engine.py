@@ -36,7 +36,14 @@ from ...config import ModelConfig
 from ...types import GenerationRequest
 from ..base import Emit, EngineInfo, EngineRequest, StepOutput, TokenCounter
 from . import http1
-from .wire import estimate_tokens, parse_chunk, retry_after, upstream_call, upstream_failure
+from .wire import (
+    ToolCallText,
+    estimate_tokens,
+    parse_chunk,
+    retry_after,
+    upstream_call,
+    upstream_failure,
+)
 
 __all__ = ["RemoteEngine", "RemoteSpec"]
 
@@ -243,7 +250,8 @@ class RemoteEngine:
         route, body = upstream_call(request, self._spec.remote_model)
         try:
             for attempt in range(_RETRIES + 1):
-                if await self._attempt(job_id, route, body, last=attempt == _RETRIES):
+                calls = ToolCallText(request.tool_choice.mode if request.tools else "none")
+                if await self._attempt(job_id, route, body, calls, last=attempt == _RETRIES):
                     return
         except asyncio.CancelledError:
             raise  # aborted: the pool's handle reports the cancel
@@ -263,7 +271,9 @@ class RemoteEngine:
         except Exception as exc:  # a malformed stream: say so, never hang the job
             self._fail(job_id, f"the upstream's stream broke: {_describe(exc)}", "JobFailed")
 
-    async def _attempt(self, job_id: str, route: str, body: dict[str, object], last: bool) -> bool:
+    async def _attempt(
+        self, job_id: str, route: str, body: dict[str, object], calls: ToolCallText, last: bool
+    ) -> bool:
         """One upstream request; False when it should be tried again after Retry-After."""
         async with self._client.post(route, json.dumps(body).encode()) as response:
             if response.status != 200:
@@ -292,12 +302,15 @@ class RemoteEngine:
                     if chunk.usage is not None:
                         finish = replace(finish, usage=chunk.usage)
                     continue
+                text = chunk.text + calls.feed(chunk.tool_calls)
+                if chunk.finish_reason is not None:
+                    text += calls.close()
                 output = StepOutput(
-                    job_id, text=chunk.text, finish_reason=chunk.finish_reason,
+                    job_id, text=text, finish_reason=chunk.finish_reason,
                     logprobs=chunk.logprobs, usage=chunk.usage,
                 )  # fmt: skip
                 if chunk.finish_reason is None:
-                    if chunk.text or chunk.logprobs:
+                    if text or chunk.logprobs:
                         self._put(output)
                 else:
                     finish = output

@@ -8,6 +8,10 @@ Pure functions, no I/O, so each mapping is tested on its own:
   request uses them. Usage always comes back: ``stream_options.include_usage``.
 * ``parse_chunk``    one ``data:`` payload of the upstream's SSE stream → a ``Chunk``.
 * ``upstream_failure`` an upstream HTTP error → the message and ``error_type`` of our failure.
+* ``ToolCallText``   the upstream's streamed ``delta.tool_calls`` → text in the form our replies
+  read back (server/replies.py): Hermes ``<tool_call>`` blocks for ``tool_choice: auto``, the
+  bare arguments for a named function, one ``{"name", "arguments"}`` object for ``required``.
+  Tools, ``tool_choice``, ``response_format`` and ``logit_bias`` go upstream as they came.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ...types import GenerationRequest, Logprob, Usage
 
 __all__ = [
     "Chunk",
+    "ToolCallText",
     "UpstreamFailure",
     "estimate_tokens",
     "parse_chunk",
@@ -56,13 +61,20 @@ def upstream_call(request: GenerationRequest, remote_model: str) -> tuple[str, d
         "ignore_eos": (params.ignore_eos, False),
     }
     body.update({key: value for key, (value, default) in optional.items() if value != default})
+    if params.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias}
     if request.prompt is not None:
         body["prompt"] = request.prompt
         if params.logprobs:  # completions: an integer, the number of alternatives
             body["logprobs"] = params.top_logprobs
         return "completions", body
     assert request.messages is not None  # GenerationRequest guarantees one of the two
-    body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+    body["messages"] = [m.to_dict() for m in request.messages]
+    if request.tools:
+        body["tools"] = [tool.to_openai() for tool in request.tools]
+        body["tool_choice"] = request.tool_choice.to_openai()
+    if request.response_format is not None:
+        body["response_format"] = request.response_format.to_openai()
     if params.logprobs:
         body["logprobs"] = True
         if params.top_logprobs:
@@ -79,6 +91,38 @@ class Chunk:
     error: str | None = None
     usage: Usage | None = None
     logprobs: tuple[Logprob, ...] | None = None
+    # (index, id, name, arguments fragment) of each streamed tool-call delta
+    tool_calls: tuple[tuple[int, str, str, str], ...] = ()
+
+
+class ToolCallText:
+    """One job's streamed tool calls, written as the text our replies parse back."""
+
+    def __init__(self, mode: str) -> None:
+        self._mode = mode  # the request's tool_choice mode
+        self._open: int | None = None  # the index of the call being written
+
+    def feed(self, deltas: tuple[tuple[int, str, str, str], ...]) -> str:
+        text = []
+        for index, _, name, arguments in deltas:
+            if index != self._open:
+                text.append(self.close())
+                self._open = index
+                if self._mode == "required":
+                    text.append('{"name": ' + json.dumps(name) + ', "arguments": ')
+                elif self._mode != "function":
+                    text.append('<tool_call>\n{"name": ' + json.dumps(name) + ', "arguments": ')
+            text.append(arguments)
+        return "".join(text)
+
+    def close(self) -> str:
+        """What ends the call being written (at the next call, and at the end)."""
+        if self._open is None:
+            return ""
+        self._open = None
+        if self._mode == "function":
+            return ""
+        return "}" if self._mode == "required" else "}\n</tool_call>"
 
 
 def parse_chunk(data: str) -> Chunk | None:
@@ -100,8 +144,20 @@ def parse_chunk(data: str) -> Chunk | None:
     if not choices:
         return Chunk(usage=parsed_usage)
     choice = choices[0]
+    calls: tuple[tuple[int, str, str, str], ...] = ()
     if "delta" in choice:
-        text = (choice.get("delta") or {}).get("content") or ""
+        delta = choice.get("delta") or {}
+        text = delta.get("content") or ""
+        calls = tuple(
+            (
+                int(call.get("index") or 0),
+                call.get("id") or "",
+                (call.get("function") or {}).get("name") or "",
+                (call.get("function") or {}).get("arguments") or "",
+            )
+            for call in delta.get("tool_calls") or ()
+            if isinstance(call, dict)
+        )
     else:
         text = choice.get("text") or ""
     reason = choice.get("finish_reason")
@@ -112,7 +168,7 @@ def parse_chunk(data: str) -> Chunk | None:
             finish, error = "error", "the upstream aborted the request"
     else:
         finish = None
-    return Chunk(text, finish, error, parsed_usage, _logprobs(choice.get("logprobs")))
+    return Chunk(text, finish, error, parsed_usage, _logprobs(choice.get("logprobs")), calls)
 
 
 def _logprobs(data: Any) -> tuple[Logprob, ...] | None:

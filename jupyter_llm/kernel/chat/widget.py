@@ -47,7 +47,8 @@ class ChatWidget(anywidget.AnyWidget):
     """A chat with a model of the pool: ``ChatWidget(model=None, system=None, **params)``.
 
     ``params`` are sampling parameters for every answer (``temperature``, ``max_tokens``,
-    ``top_p``, ``seed``...). ``chat.send(text)`` returns the answer's ``Generation``;
+    ``top_p``, ``seed``...); ``schema=`` (a JSON schema) makes every answer a JSON document
+    that fits it (``Client.generate``). ``chat.send(text)`` returns the answer's ``Generation``;
     ``chat.messages`` is the conversation in OpenAI's format.
     """
 
@@ -75,6 +76,7 @@ class ChatWidget(anywidget.AnyWidget):
         *,
         client: Client | None = None,
         interpolate: bool = False,
+        schema: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
         temperature = params.pop("temperature", None)
@@ -88,6 +90,7 @@ class ChatWidget(anywidget.AnyWidget):
             interpolate=interpolate,
         )
         self.params = params
+        self.schema = schema
         self.client = client or Client.default()
         self.conversation = Conversation(system)
         self._lock = threading.RLock()
@@ -194,6 +197,7 @@ class ChatWidget(anywidget.AnyWidget):
             interpolate=bool(settings.get("interpolate", False)),
             temperature=settings.get("temperature"),
             max_tokens=settings.get("max_tokens"),
+            schema=settings.get("schema"),
             **dict(settings.get("params") or {}),
         )
         with chat._lock:
@@ -208,13 +212,16 @@ class ChatWidget(anywidget.AnyWidget):
     # -- asking ----------------------------------------------------------------------------
 
     def _settings(self) -> dict[str, Any]:
-        return {
+        settings = {
             "model": self.model or None,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "interpolate": self.interpolate,
             "params": dict(self.params),
         }
+        if self.schema is not None:
+            settings["schema"] = self.schema
+        return settings
 
     def _check_idle(self) -> None:
         if self._current is not None and self._current[1].done:
@@ -240,7 +247,7 @@ class ChatWidget(anywidget.AnyWidget):
                 request = self.conversation.request(dropped)
                 try:
                     generation = self.client.generate(
-                        messages=request, model=self.model or None, **params
+                        messages=request, model=self.model or None, schema=self.schema, **params
                     )
                     break
                 except InvalidRequest as exc:

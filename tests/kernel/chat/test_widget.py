@@ -295,6 +295,15 @@ def test_save_load_and_markdown(client: Client, tmp_path: Path) -> None:
     assert len(loaded.messages) == 5
 
 
+def test_a_schema_is_kept_with_the_chat(client: Client, tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    chat = ChatWidget("fake", client=client, max_tokens=3, schema=schema)
+    chat.send("as json").wait(30)
+    path = chat.save(tmp_path / "chat.json")
+    assert json.loads(path.read_text())["settings"]["schema"] == schema
+    assert ChatWidget.load(path, client=client).schema == schema
+
+
 def test_bad_parameters_are_refused_when_made() -> None:
     with pytest.raises(InvalidRequest, match="top_p"):
         ChatWidget("fake", client=None, top_p=7)
