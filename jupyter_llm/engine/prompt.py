@@ -209,8 +209,18 @@ def token_counter(model_dir: str) -> TokenCounter:
     tokenizer = load_tokenizer(model_dir)
     longest = longest_token(tokenizer)
     lock = threading.Lock()  # a Rust tokenizer may refuse concurrent use ("Already borrowed")
+    vocabulary = len(tokenizer)
 
     def count(request: GenerationRequest, limit: int) -> int:
+        # Checked here, before the job is accepted, so a bad id is a 400 and not a job that
+        # fails in its worker.
+        for token_id, _ in request.params.logit_bias:
+            if token_id >= vocabulary:
+                raise InvalidRequest(
+                    f"logit_bias: token {token_id} is not in this model's vocabulary of "
+                    f"{vocabulary}",
+                    param="logit_bias",
+                )
         if longest is not None:
             floor = fewest_tokens(tokenizer, request, longest, limit)
             if floor:

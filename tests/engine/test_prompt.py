@@ -14,7 +14,7 @@ from jupyter_llm.engine.prompt import (
     token_counter,
 )
 from jupyter_llm.errors import InvalidRequest
-from jupyter_llm.types import GenerationRequest, Message
+from jupyter_llm.types import GenerationRequest, Message, SamplingParams
 
 
 def test_the_server_side_counter_does_not_import_torch(tiny_model_dir):
@@ -85,3 +85,16 @@ def test_a_vocabulary_that_can_swallow_a_run_of_text_gets_no_floor():
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]")
     assert len(tokenizer("x" * 1000)["input_ids"]) == 1  # 1000 characters, one token
     assert longest_token(tokenizer) is None
+
+
+def test_a_logit_bias_outside_the_vocabulary_is_refused_before_the_job(tiny_model_dir):
+    count = token_counter(str(tiny_model_dir))
+    vocabulary = len(load_tokenizer(str(tiny_model_dir)))
+    ok = GenerationRequest("tiny", prompt="hi", params=SamplingParams(logit_bias=((1, 5.0),)))
+    assert count(ok, 100) > 0
+    bad = GenerationRequest(
+        "tiny", prompt="hi", params=SamplingParams(logit_bias=((vocabulary, 5.0),))
+    )
+    with pytest.raises(InvalidRequest, match=f"token {vocabulary} is not in") as caught:
+        count(bad, 100)
+    assert caught.value.param == "logit_bias"
