@@ -143,6 +143,7 @@ def _model(data: object, path: str, shared: cfg.ParkingLot, base_dir: Path) -> c
         api_key_env=api_key_env,
         remote_model=values.get("remote_model"),
         request_timeout_secs=values.get("request_timeout_secs", 600.0),
+        fim=values.get("fim", "auto"),
     )
 
 

@@ -55,12 +55,22 @@ def encode(tokenizer: Any, request: GenerationRequest) -> list[int]:
     return [int(t) for t in encoded]
 
 
+class TokenizerCounter:
+    """Counts prompt tokens, and tells the pool what inline completions need to know:
+    the tokenizer's special tokens (fill-in-the-middle markers among them) and whether it
+    has a chat template."""
+
+    def __init__(self, model_dir: str) -> None:
+        self._tokenizer = load_tokenizer(model_dir)
+        self._lock = threading.Lock()  # a Rust tokenizer may refuse concurrent use
+        added = self._tokenizer.get_added_vocab()
+        self.special_tokens = frozenset([*added, *self._tokenizer.all_special_tokens])
+        self.chat = bool(getattr(self._tokenizer, "chat_template", None))
+
+    def __call__(self, request: GenerationRequest) -> int:
+        with self._lock:
+            return len(encode(self._tokenizer, request))
+
+
 def token_counter(model_dir: str) -> Callable[[GenerationRequest], int]:
-    tokenizer = load_tokenizer(model_dir)
-    lock = threading.Lock()  # a Rust tokenizer may refuse concurrent use ("Already borrowed")
-
-    def count(request: GenerationRequest) -> int:
-        with lock:
-            return len(encode(tokenizer, request))
-
-    return count
+    return TokenizerCounter(model_dir)
