@@ -13,7 +13,8 @@ line that may turn out to repeat the suffix) and says ``done`` when the rest is 
   cursor on its line, at the end of the reply's first line (dropped, then done).
 
 An opening fence line is dropped, and so is the cursor line's own text if the reply starts
-by repeating it (instruction models often do). No line break is passed on until the line
+by repeating it, or its indentation when the cursor stands after blanks (instruction models
+write whole lines). No line break is passed on until the line
 after it is: a suggestion never ends with one.
 """
 
@@ -30,6 +31,7 @@ class Trimmer:
     def __init__(self, completion: CompletionInput) -> None:
         cursor_line = completion.prefix.rsplit("\n", 1)[-1]
         self._cursor_text = cursor_line.lstrip()  # trailing blanks count: "x = " + "x = 3"
+        self._cursor_blank = cursor_line != "" and not cursor_line.strip()
         self._floor = _indent(cursor_line) if self._cursor_text.strip() else len(cursor_line)
         following = completion.suffix.split("\n")
         self._tail = following[0].strip()  # what follows the cursor on its line
@@ -71,11 +73,14 @@ class Trimmer:
         """Row 0 without a repeated cursor text; None while that is not known yet."""
         if self._skip is None:
             stripped = self._line.lstrip()
-            if self._cursor_text.strip() and self._cursor_text.startswith(stripped):
-                return None  # it may yet turn out to repeat the cursor line
-            repeats = bool(self._cursor_text.strip()) and stripped.startswith(self._cursor_text)
+            typed = self._cursor_text.strip() != ""
+            if not stripped or (typed and self._cursor_text.startswith(stripped)):
+                return None  # blanks so far, or it may yet turn out to repeat the cursor line
             lead = len(self._line) - len(stripped)
-            self._skip = lead + len(self._cursor_text) if repeats else 0
+            if typed and stripped.startswith(self._cursor_text):
+                self._skip = lead + len(self._cursor_text)
+            else:  # the cursor already stands at its indentation: the reply's own goes
+                self._skip = lead if self._cursor_blank else 0
         return self._line[self._skip :]
 
     def _first_partial(self) -> str:

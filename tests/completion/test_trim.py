@@ -33,6 +33,9 @@ CASES = [
     ("def f(x):\n    ", "\n    return y", "y = 2 * x\n    return y\n", "y = 2 * x"),
     ("import num", "", "import numpy as np", "py as np"),
     ("def add(a, b):", "", "def add(a, b):\n    return a + b", "\n    return a + b"),
+    ("def f():\n    ", "", "    return 1\n    \n", "return 1"),
+    ("def f():\n    ", "", "```python\n    return 1\n```", "return 1"),
+    ("", "", "  x = 1", "  x = 1"),
     ("x = ", "", "", ""),
     ("x = ", "", "1\n", "1"),
 ]
