@@ -23,6 +23,7 @@ from .errors import (
 )
 from .pool import Pool, PoolStats
 from .types import (
+    CompletionInput,
     GenerationRequest,
     JobRecord,
     JobStatus,
@@ -68,6 +69,7 @@ def load_ipython_extension(ipython: _Any) -> None:
 
 __all__ = [
     "ChatWidget",
+    "CompletionInput",
     "Config",
     "ConfigError",
     "GenerationRequest",
