@@ -240,11 +240,17 @@ class Pool:
         return record
 
     async def jobs(
-        self, limit: int = 50, *, model: str | None = None, status: JobStatus | None = None
+        self,
+        limit: int = 50,
+        *,
+        model: str | None = None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
     ) -> list[JobRecord]:
-        """Recent records, newest first; live jobs show their text so far."""
+        """Recent records, newest first; live jobs show their text so far. ``kind``:
+        ``generate`` or ``completion`` only."""
         assert self._mailbox is not None
-        records = await self._mailbox.list(limit, model=model, status=status)
+        records = await self._mailbox.list(limit, model=model, status=status, kind=kind)
         live = [self._jobs[r.id].record() if r.id in self._jobs else r for r in records]
         return [r for r in live if status is None or r.status is status]
 

@@ -60,7 +60,12 @@ class JobsHandler(LLMHandler):
         except ValueError:
             choices = ", ".join(s.value for s in JobStatus)
             raise InvalidRequest(f"status must be one of {choices}", param="status") from None
-        records = await self.pool.jobs(limit, model=self.get_argument("model", None), status=wanted)
+        kind = self.get_argument("kind", None)
+        if kind not in (None, "generate", "completion"):
+            raise InvalidRequest("kind must be one of generate, completion", param="kind")
+        records = await self.pool.jobs(
+            limit, model=self.get_argument("model", None), status=wanted, kind=kind
+        )
         self.write_json({"jobs": [r.to_dict() for r in records]})
 
     @web.authenticated

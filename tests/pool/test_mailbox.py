@@ -11,6 +11,7 @@ import stat
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,18 @@ async def test_list_is_newest_first_and_filtered(mailbox: Mailbox, flush_midway:
 
     mailbox.put(record("old", T0 + 30, model="a"))  # replaced: moves to the front, once
     assert ids(await mailbox.list(3)) == ["old", "new", "mid-2"]
+
+
+@pytest.mark.parametrize("flush_midway", [False, True])
+async def test_list_filters_by_kind(mailbox: Mailbox, flush_midway: bool) -> None:
+    mailbox.put(replace(record("chat", T0), kind="generate"))
+    mailbox.put(replace(record("ghost", T0 + 1), kind="completion"))
+    if flush_midway:
+        await mailbox.flush()
+    mailbox.put(replace(record("ghost-2", T0 + 2, JobStatus.RUNNING), kind="completion"))
+    assert ids(await mailbox.list(kind="completion")) == ["ghost-2", "ghost"]
+    assert ids(await mailbox.list(kind="generate")) == ["chat"]
+    assert ids(await mailbox.list(kind="completion", status=JobStatus.COMPLETED)) == ["ghost"]
 
 
 async def test_unfinished_are_queued_and_running_oldest_first_with_requests(

@@ -98,3 +98,15 @@ async def test_a_bad_completion_is_refused_naming_the_field(
     response = await llm.request("POST", "llm/api/jobs", json={"model": MODEL, **body})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
+
+
+async def test_the_job_list_filters_by_kind(llm: LLMServer) -> None:
+    chat = await llm.submit(model=MODEL, prompt="a b", max_tokens=1)
+    ghost = await llm.submit(model=MODEL, kind="completion", prefix="x = ", max_tokens=1)
+    await until(lambda: llm.pool.stats().total.completed == 2)
+    for kind, expected in (("completion", ghost), ("generate", chat)):
+        listed = (await llm.request("GET", f"llm/api/jobs?kind={kind}")).json()["jobs"]
+        assert [job["id"] for job in listed] == [expected["id"]]
+    refused = await llm.request("GET", "llm/api/jobs?kind=edit")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "kind"

@@ -31,7 +31,12 @@ class Mailbox(abc.ABC):
 
     @abc.abstractmethod
     async def list(
-        self, limit: int = 50, *, model: str | None = None, status: JobStatus | None = None
+        self,
+        limit: int = 50,
+        *,
+        model: str | None = None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
     ) -> builtins.list[JobRecord]:
         """Newest first by ``timings.created_at`` (ties: the later put first), filtered."""
 
@@ -70,5 +75,11 @@ def is_expired(record: JobRecord, before: float) -> bool:
     return finished < before
 
 
-def matches(record: JobRecord, model: str | None, status: JobStatus | None) -> bool:
-    return (model is None or record.model == model) and (status is None or record.status == status)
+def matches(
+    record: JobRecord, model: str | None, status: JobStatus | None, kind: str | None = None
+) -> bool:
+    return (
+        (model is None or record.model == model)
+        and (status is None or record.status == status)
+        and (kind is None or record.kind == kind)
+    )

@@ -42,9 +42,14 @@ class MemoryMailbox(Mailbox):
         return None if stored is None else stored.record
 
     async def list(
-        self, limit: int = 50, *, model: str | None = None, status: JobStatus | None = None
+        self,
+        limit: int = 50,
+        *,
+        model: str | None = None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
     ) -> builtins.list[JobRecord]:
-        found = (s for s in self._records.values() if matches(s.record, model, status))
+        found = (s for s in self._records.values() if matches(s.record, model, status, kind))
         return [s.record for s in heapq.nlargest(max(limit, 0), found, key=lambda s: s.order)]
 
     async def unfinished(self) -> builtins.list[tuple[JobRecord, GenerationRequest | None]]:

@@ -53,6 +53,7 @@ _EXPIRED = f"(status NOT IN {_UNFINISHED} AND COALESCE(finished_at, created_at) 
 _LIST = f"""
 SELECT id, seq, record FROM jobs
 WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR status = ?2)
+    AND (?5 IS NULL OR coalesce(json_extract(record, '$.kind'), 'generate') = ?5)
     AND NOT (?3 IS NOT NULL AND {_EXPIRED.replace("?", "?3")})
 ORDER BY created_at DESC, seq DESC LIMIT ?4
 """
@@ -236,19 +237,24 @@ class SqliteMailbox(Mailbox):
         return record
 
     async def list(
-        self, limit: int = 50, *, model: str | None = None, status: JobStatus | None = None
+        self,
+        limit: int = 50,
+        *,
+        model: str | None = None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
     ) -> builtins.list[JobRecord]:
         if limit <= 0:
             return []
         with self._cond:
             hot, floor = dict(self._hot), self._floor
         # Hot entries replace up to len(hot) of these rows: fetch that many more.
-        args = (model, None if status is None else status.value, floor, limit + len(hot))
+        args = (model, None if status is None else status.value, floor, limit + len(hot), kind)
         rows = await self._read(lambda c: c.execute(_LIST, args).fetchall())
         found = [
             (e.seq, e.record)
             for e in hot.values()
-            if e.record is not None and matches(e.record, model, status)
+            if e.record is not None and matches(e.record, model, status, kind)
         ]
         found += [(seq, _load_record(text)) for job_id, seq, text in rows if job_id not in hot]
         found.sort(key=lambda f: (f[1].timings.created_at, f[0]), reverse=True)
