@@ -24,6 +24,7 @@ from .errors import (
 )
 from .pool import Pool, PoolStats
 from .types import (
+    CompletionInput,
     GenerationRequest,
     JobRecord,
     JobStatus,
@@ -69,6 +70,7 @@ def load_ipython_extension(ipython: _Any) -> None:
 
 __all__ = [
     "ChatWidget",
+    "CompletionInput",
     "Config",
     "ConfigError",
     "GenerationRequest",

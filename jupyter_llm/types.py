@@ -18,6 +18,7 @@ from .structured import ResponseFormat, Tool, ToolCall, ToolChoice, canonical_js
 from .validate import SAMPLING, check_range, is_int, is_number
 
 __all__ = [
+    "CompletionInput",
     "GenerationRequest",
     "JobRecord",
     "JobStatus",
@@ -210,9 +211,83 @@ class Message:
         return cls(data["role"], data["content"], calls, data.get("tool_call_id"), data.get("name"))
 
 
+#: Where a completion's reply ends: ``block`` (a blank line, a dedent or a closing fence),
+#: ``line`` (the end of the first line) or ``none`` (only max_tokens and the model's own end).
+STOP_AT = ("block", "line", "none")
+#: Longest text a completion may carry, per field (prefix, suffix, all context together).
+COMPLETION_TEXT_LIMIT = 64_000
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionInput:
+    """An editor's inline-completion request: the text around the cursor, not a prompt.
+
+    The pool turns it into the model's prompt (fill-in-the-middle where the model has FIM
+    tokens, else an instruction) and trims the reply to what belongs at the cursor.
+    ``editor`` names the editor that asked: its next completion cancels this one.
+    """
+
+    prefix: str
+    suffix: str = ""
+    language: str = ""
+    context: tuple[str, ...] = ()  # earlier cells or files, oldest first
+    editor: str | None = None
+    stop_at: str = "block"
+
+    def __post_init__(self) -> None:
+        for name in ("prefix", "suffix", "language"):
+            value = getattr(self, name)
+            _check(isinstance(value, str), name, f"expected a string, got {_kind(value)}")
+            _check(
+                len(value) <= COMPLETION_TEXT_LIMIT,
+                name,
+                f"at most {COMPLETION_TEXT_LIMIT} characters, got {len(value)}",
+            )
+        _check(
+            isinstance(self.context, tuple) and all(isinstance(c, str) for c in self.context),
+            "context",
+            "expected a list of strings (earlier cells)",
+        )
+        _check(
+            sum(len(c) for c in self.context) <= COMPLETION_TEXT_LIMIT,
+            "context",
+            f"at most {COMPLETION_TEXT_LIMIT} characters in all",
+        )
+        _check(
+            self.editor is None or (isinstance(self.editor, str) and 0 < len(self.editor) <= 200),
+            "editor",
+            "expected a non-empty string of up to 200 characters",
+        )
+        _check(
+            self.stop_at in STOP_AT,
+            "stop_at",
+            f"expected one of {', '.join(STOP_AT)}, got {self.stop_at!r}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["context"] = list(self.context)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompletionInput:
+        values = dict(data)
+        if isinstance(values.get("context"), list):
+            values["context"] = tuple(values["context"])
+        return cls(**values)
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class GenerationRequest:
-    """What a client asks for: a prompt or chat messages, for one model."""
+    """What a client asks for: a prompt or chat messages, for one model.
+
+    A completion (``completion`` set) comes without either; the pool assembles its prompt
+    or messages from the text around the cursor before the job is priced.
+    """
 
     model: str
     prompt: str | None = None
@@ -222,6 +297,7 @@ class GenerationRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     response_format: ResponseFormat | None = None
+    completion: CompletionInput | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -229,11 +305,18 @@ class GenerationRequest:
             "model",
             f"expected a model name, got {self.model!r}",
         )
-        _check(
-            (self.prompt is None) != (self.messages is None),
-            "prompt",
-            "give exactly one of prompt or messages",
-        )
+        if self.completion is None:
+            _check(
+                (self.prompt is None) != (self.messages is None),
+                "prompt",
+                "give exactly one of prompt or messages",
+            )
+        else:
+            _check(
+                self.prompt is None or self.messages is None,
+                "prompt",
+                "a completion has at most one of prompt or messages (its assembled form)",
+            )
         if self.prompt is not None:
             _check(
                 isinstance(self.prompt, str),
@@ -278,6 +361,7 @@ class GenerationRequest:
             "messages": None if self.messages is None else [m.to_dict() for m in self.messages],
             "params": self.params.to_dict(),
             "priority": self.priority.value,
+            "completion": None if self.completion is None else self.completion.to_dict(),
         }
         if self.tools:
             data["tools"] = [t.to_openai() for t in self.tools]
@@ -285,6 +369,11 @@ class GenerationRequest:
         if self.response_format is not None:
             data["response_format"] = self.response_format.to_openai()
         return data
+
+    @property
+    def kind(self) -> str:
+        """``completion`` for an editor's inline completion, else ``generate``."""
+        return "generate" if self.completion is None else "completion"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
@@ -319,6 +408,9 @@ class GenerationRequest:
                 (fmt.get("json_schema") or {}).get("name", "response"),
                 bool((fmt.get("json_schema") or {}).get("strict", False)),
             ),
+            completion=None
+            if data.get("completion") is None
+            else CompletionInput.from_dict(data["completion"]),
         )
 
     def with_params(self, **changes: Any) -> GenerationRequest:
@@ -439,6 +531,7 @@ class JobRecord:
     error: str | None = None
     error_type: str | None = None  # the errors.py class a failure stands for (WorkerLost, ...)
     user: str | None = None  # who submitted it; None: nobody named (an embedded pool, old records)
+    kind: str = "generate"  # GenerationRequest.kind
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -447,6 +540,7 @@ class JobRecord:
             "user": self.user,
             "status": self.status.value,
             "priority": self.priority.value,
+            "kind": self.kind,
             "text": self.text,
             "finish_reason": self.finish_reason,
             "usage": self.usage.to_dict(),
@@ -468,6 +562,7 @@ class JobRecord:
             model=data["model"],
             status=JobStatus(data["status"]),
             priority=Priority(data.get("priority", "normal")),
+            kind=data.get("kind", "generate"),
             text=data.get("text", ""),
             finish_reason=data.get("finish_reason"),
             usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),

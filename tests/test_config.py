@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jupyter_llm.completion import FimTokens
 from jupyter_llm.config import (
     DEFAULT_CONFIG,
     LimitsSettings,
@@ -235,6 +236,21 @@ def test_a_remote_model_names_its_upstream_model_and_timeout(tmp_path: Path) -> 
     assert remote.remote_model == "/models/SmolLM2-135M-Instruct"
     assert remote.request_timeout_secs == 30.0
     assert remote.params.max_num_seqs == 16
+
+
+def test_a_model_names_its_fim_tokens_by_preset_or_by_value(tmp_path: Path) -> None:
+    text = """
+        models:
+          - {name: a, backend: fake}
+          - {name: b, backend: fake, fim: qwen}
+          - {name: c, backend: fake, fim: none}
+          - name: d
+            backend: fake
+            fim: {prefix: "<p>", suffix: "<s>", middle: "<m>"}
+        """
+    a, b, c, d = load_config(write(tmp_path, text)).models
+    assert (a.fim, b.fim, c.fim) == ("auto", "qwen", "none")
+    assert d.fim == FimTokens("<p>", "<s>", "<m>")
 
 
 def test_empty_sections_mean_defaults(tmp_path: Path) -> None:
@@ -516,6 +532,14 @@ BAD = {
     "duplicate YAML key": (
         MODEL + "    params:\n      block_size: 8\n      block_size: 32\n",
         "models[0].params.block_size: duplicate key (on lines 5 and 6); keep only one",
+    ),
+    "unknown fim preset": (
+        MODEL + "    fim: starcode\n",
+        "models[0].fim: expected auto (from the tokenizer's special tokens), none",
+    ),
+    "fim mapping without middle": (
+        MODEL + "    fim: {prefix: a, suffix: b}\n",
+        "a mapping of prefix, suffix and middle tokens",
     ),
     "duplicate top-level key": (
         MODEL + MODEL,

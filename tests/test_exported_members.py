@@ -18,6 +18,7 @@ import jupyter_llm.pool
 PUBLIC = {
     jupyter_llm: [
         "ChatWidget",
+        "CompletionInput",
         "Config",
         "ConfigError",
         "GenerationRequest",

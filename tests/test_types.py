@@ -14,6 +14,7 @@ from jupyter_llm.errors import (
 )
 from jupyter_llm.structured import ResponseFormat, Tool, ToolCall, ToolChoice
 from jupyter_llm.types import (
+    CompletionInput,
     GenerationRequest,
     JobRecord,
     JobStatus,
@@ -77,6 +78,13 @@ def test_requests_and_records_round_trip_through_dicts_and_pickle():
     )
     assert GenerationRequest.from_dict(request.to_dict()) == request
     assert pickle.loads(pickle.dumps(request)) == request
+    completion = GenerationRequest(
+        "m",
+        completion=CompletionInput("x = ", "\n", "python", ("import os",), "cell-1", "line"),
+    )
+    assert completion.kind == "completion" and request.kind == "generate"
+    assert GenerationRequest.from_dict(completion.to_dict()) == completion
+    assert pickle.loads(pickle.dumps(completion)) == completion
     record = JobRecord(
         "id",
         "m",
@@ -91,6 +99,8 @@ def test_requests_and_records_round_trip_through_dicts_and_pickle():
     assert data["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     assert data["timings"]["queue_secs"] == 1.0 and data["timings"]["run_secs"] == 2.0
     assert JobRecord.from_dict(data) == record
+    assert data["kind"] == "generate"
+    assert JobRecord.from_dict(record.to_dict() | {"kind": "completion"}).kind == "completion"
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,7 @@ def _model(data: object, path: str, shared: cfg.ParkingLot, base_dir: Path) -> c
         remote_model=values.get("remote_model"),
         request_timeout_secs=values.get("request_timeout_secs", 600.0),
         tool_parser=values.get("tool_parser"),
+        fim=values.get("fim", "auto"),
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..completion.fim import AUTO, NONE, PRESETS, FimTokens
 from ..validate import SAMPLING, Range, is_int, show
 
 __all__ = [
@@ -201,6 +202,23 @@ PARAMS: Mapping[str, Rule] = {
         "prompt that begins the same way (a chat's earlier turns) prefills only the rest."
     ),
 }
+_FIM_PARTS = ("prefix", "suffix", "middle")
+
+
+def _is_fim(value: object) -> bool:
+    if isinstance(value, str):
+        return value in (AUTO, NONE, *PRESETS)
+    return (
+        isinstance(value, dict)
+        and sorted(value) == sorted(_FIM_PARTS)
+        and all(isinstance(value[k], str) and value[k].strip() for k in _FIM_PARTS)
+    )
+
+
+def _fim(value: Any) -> str | FimTokens:
+    return value if isinstance(value, str) else FimTokens(**{k: value[k] for k in _FIM_PARTS})
+
+
 MODEL: Mapping[str, Rule] = {
     "name": _pattern(
         "a non-empty name of letters, digits and . _ - / :", r"[A-Za-z0-9._\-/:]+"
@@ -250,6 +268,13 @@ MODEL: Mapping[str, Rule] = {
     "tool_parser": _choice("hermes", "llama3", "mistral").described(
         "How the model's tool calls are read back (default: from its chat template's family)."
     ),
+    # Inline completions: which fill-in-the-middle tokens the model was trained on.
+    "fim": Rule(
+        f"{AUTO} (from the tokenizer's special tokens), {NONE} (an instruction prompt), "
+        f"a preset ({', '.join(PRESETS)}), or a mapping of prefix, suffix and middle tokens",
+        _is_fim,
+        _fim,
+    ).described("Inline completions: the fill-in-the-middle tokens the model was trained on."),
 }
 REMOTE_KEYS = ("base_url", "api_key_env", "remote_model", "request_timeout_secs")
 MODEL_SECTIONS = ("params", "parking_lot")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..completion.fim import FimTokens
 from ..errors import UnknownModel
 from ..validate import hub_file, package_resource
 
@@ -102,6 +103,9 @@ class ModelConfig:
     remote_model: str | None = None  # openai only: the upstream's name; None: ``name``
     request_timeout_secs: float = 600.0  # openai only: longest upstream silence in a request
     tool_parser: str | None = None  # hermes | llama3 | mistral; None: from the chat template
+    # Inline completions' fill-in-the-middle tokens: "auto" (the tokenizer's), "none", a
+    # preset name (completion/fim.py), or the tokens themselves.
+    fim: str | FimTokens = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,27 +205,37 @@ def _require_template(tokenizer: Any, request: GenerationRequest) -> None:
         )
 
 
-def token_counter(model_dir: str) -> TokenCounter:
-    tokenizer = load_tokenizer(model_dir)
-    longest = longest_token(tokenizer)
-    lock = threading.Lock()  # a Rust tokenizer may refuse concurrent use ("Already borrowed")
-    vocabulary = len(tokenizer)
+class TokenizerCounter:
+    """Counts prompt tokens, and tells the pool what inline completions need to know: the
+    tokenizer's special tokens (fill-in-the-middle markers among them) and whether it has a
+    chat template."""
 
-    def count(request: GenerationRequest, limit: int) -> int:
+    def __init__(self, model_dir: str) -> None:
+        self._tokenizer = load_tokenizer(model_dir)
+        self._lock = threading.Lock()  # a Rust tokenizer may refuse concurrent use
+        self._longest = longest_token(self._tokenizer)
+        self._vocabulary = len(self._tokenizer)
+        added = self._tokenizer.get_added_vocab()
+        self.special_tokens = frozenset([*added, *self._tokenizer.all_special_tokens])
+        self.chat = bool(getattr(self._tokenizer, "chat_template", None))
+
+    def __call__(self, request: GenerationRequest, limit: int) -> int:
         # Checked here, before the job is accepted, so a bad id is a 400 and not a job that
         # fails in its worker.
         for token_id, _ in request.params.logit_bias:
-            if token_id >= vocabulary:
+            if token_id >= self._vocabulary:
                 raise InvalidRequest(
                     f"logit_bias: token {token_id} is not in this model's vocabulary of "
-                    f"{vocabulary}",
+                    f"{self._vocabulary}",
                     param="logit_bias",
                 )
-        if longest is not None:
-            floor = fewest_tokens(tokenizer, request, longest, limit)
+        if self._longest is not None:
+            floor = fewest_tokens(self._tokenizer, request, self._longest, limit)
             if floor:
                 return floor
-        with lock:
-            return len(encode(tokenizer, request))
+        with self._lock:
+            return len(encode(self._tokenizer, request))
 
-    return count
+
+def token_counter(model_dir: str) -> TokenCounter:
+    return TokenizerCounter(model_dir)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from array import array
 
+from ..completion import Trimmer
 from ..errors import failure_type
 from ..types import (
     GenerationRequest,
@@ -67,6 +68,8 @@ class Job:
         self._changed: asyncio.Future[None] | None = None
         self._compacted: _Compacted | None = None
         self.readers = 0  # consumers iterating the live log right now
+        # A completion's reply is cut to the block at the cursor as it streams.
+        self.trimmer = None if request.completion is None else Trimmer(request.completion)
 
     @property
     def model(self) -> str:
@@ -75,6 +78,15 @@ class Job:
     @property
     def priority(self) -> Priority:
         return self.request.priority
+
+    @property
+    def kind(self) -> str:
+        return self.request.kind
+
+    @property
+    def editor(self) -> str | None:
+        completion = self.request.completion
+        return None if completion is None else completion.editor
 
     @property
     def text(self) -> str:
@@ -88,6 +100,7 @@ class Job:
             model=self.model,
             status=self.status,
             priority=self.priority,
+            kind=self.kind,
             text=self.text,
             finish_reason=self.finish_reason,
             usage=Usage(self.prompt_tokens, self.completion_tokens),

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 
+from ..completion import assemble, resolve
 from ..config import ModelConfig
 from ..engine.base import (
     AnySpec,
@@ -188,6 +189,11 @@ class ModelLot:
     async def _price(self, job: Job) -> None:
         assert self.counter is not None and self.info is not None
         context = self.config.params.max_model_len or self.info.max_model_len
+        if job.request.completion is not None:
+            # Its prompt needs the tokenizer (FIM tokens, a chat template): known by now.
+            special: frozenset[str] = getattr(self.counter, "special_tokens", frozenset())
+            fim = resolve(self.config.fim, special)
+            job.request = assemble(job.request, fim, getattr(self.counter, "chat", True))
         if self.info.counts_inline:  # an estimate: cheaper than a hop to a helper thread
             prompt_tokens = self.counter(job.request, context)
         else:
@@ -207,9 +213,9 @@ class ModelLot:
         )
         job.prompt_tokens = prompt_tokens
 
-    def reject(self, error: LLMError) -> None:
+    def reject(self, error: LLMError, kind: str = "generate") -> None:
         self._counts["rejected"] += 1
-        self._observer.job_rejected(self.name, type(error).__name__)
+        self._observer.job_rejected(self.name, type(error).__name__, kind=kind)
 
     async def _price_pending(self) -> None:
         for job in list(self.pending.values()):
@@ -258,7 +264,7 @@ class ModelLot:
         self._running_by_user[job.user] += 1
         job.start(worker)
         assert job.started_at is not None
-        self._observer.job_started(self.name, job.started_at - job.created_at)
+        self._observer.job_started(self.name, job.started_at - job.created_at, kind=job.kind)
         assert self._crew is not None
         self._crew.send(worker, ("add", EngineRequest(job.id, job.request, job.prompt_tokens)))
         self._persist(job)
@@ -284,7 +290,7 @@ class ModelLot:
             return
         job.finish(status, reason, error, error_type)
         self._counts[status.value] += 1
-        self._observer.job_finished(self.name, status, job.completion_tokens)
+        self._observer.job_finished(self.name, status, job.completion_tokens, kind=job.kind)
         self._persist(job)
 
     # -- what the workers say (WorkerEvents, called by the supervisor) ----------------------
@@ -305,8 +311,15 @@ class ModelLot:
                 continue
             if job.status is JobStatus.RUNNING and (out.text or out.token_ids):
                 self._add_tokens(job, out)
+                if job.trimmer is not None and job.trimmer.done and out.finish_reason is None:
+                    self._cut(job)  # the rest of the reply is past the block: stop it now
+                    continue
             if out.finish_reason is None:
                 continue
+            if job.trimmer is not None and job.status is JobStatus.RUNNING:
+                rest = job.trimmer.finish()  # the last line, held until the reply ended
+                if rest:
+                    job.add_tokens(rest, (), None)
             self._release(job)
             self._dirty = True
             if out.usage is not None:  # a remote engine's own count is the true one
@@ -346,17 +359,27 @@ class ModelLot:
             self._dirty = False
             self.schedule()
 
+    def _cut(self, job: Job) -> None:
+        """End a completion whose reply is complete before the model's own end; its units
+        come back when the worker confirms the abort, as for a cancel."""
+        self._finish(job, JobStatus.COMPLETED, "stop")
+        if job.worker is not None:
+            assert self._crew is not None
+            self._crew.send(job.worker, ("abort", job.id))
+
     def _add_tokens(self, job: Job, out: StepOutput) -> None:
         previous = job.last_token_at
-        job.add_tokens(out.text, out.token_ids, out.logprobs)
+        text = out.text if job.trimmer is None else job.trimmer.feed(out.text)
+        job.add_tokens(text, out.token_ids, out.logprobs)
         count = tokens_in(out.text, out.token_ids)
         if not count:
             return
         now = job.last_token_at
         assert now is not None
+        gap = None if previous is None else now - previous
         if previous is None:
-            self._observer.first_token(self.name, now - job.created_at)
-        self._observer.tokens(self.name, count, None if previous is None else now - previous)
+            self._observer.first_token(self.name, now - job.created_at, kind=job.kind)
+        self._observer.tokens(self.name, count, gap, kind=job.kind)
 
     def _release(self, job: Job) -> None:
         del self.running[job.id]

@@ -73,6 +73,9 @@ class Pool:
         self._drain_secs = drain_secs
         self._observer = observer or PoolObserver()
         self._jobs: dict[str, Job] = {}
+        # An editor's latest completion job. Not keyed by user: jupyter-server's default
+        # identity names each token-authenticated request anew; editors send random ids.
+        self._editors: dict[str, Job] = {}
         self._finished: deque[str] = deque()
         self._lots: dict[str, ModelLot] = {}
         self._mailbox: Mailbox | None = None
@@ -186,25 +189,45 @@ class Pool:
             raise ModelNotReady(request.model, f"the pool is {self._state}")
         if lot.state == "error":
             raise ModelNotReady(request.model, lot.error or "it failed to load")
+        job = Job(uuid.uuid4().hex, request, user=user)
+        if job.editor is not None:
+            self._supersede(job.editor)  # first: its units and queue place go to the new one
+            self._editors[job.editor] = job
         depth = lot.config.parking_lot.limits.max_queue_depth
         if lot.waiting >= depth:
             full = QueueFull(request.model, lot.waiting, retry_after=self._retry_after(lot))
-            lot.reject(full)
+            self._forget_editor(job)
+            lot.reject(full, request.kind)
             raise full
         most = lot.config.parking_lot.limits.max_queued_per_user
         if most is not None and lot.waiting_of(user) >= most:
             mine = UserLimitReached(
                 request.model, user, "max_queued_per_user", most, self._retry_after(lot)
             )
-            lot.reject(mine)
+            self._forget_editor(job)
+            lot.reject(mine, request.kind)
             raise mine
-        job = Job(uuid.uuid4().hex, request, user=user)
         try:
             await lot.admit(job, self._accept)
         except LLMError as refused:
-            lot.reject(refused)
+            self._forget_editor(job)
+            lot.reject(refused, request.kind)
             raise
+        if job.editor is not None and self._editors.get(job.editor) is not job:
+            lot.cancel(job)  # the editor asked again while this one was being priced
         return job.record()
+
+    def _supersede(self, editor: str) -> None:
+        """Cancel the completion an editor asked for before: its text is stale now.
+
+        One still being priced is not in its lot yet: ``submit`` cancels it once it is."""
+        previous = self._editors.pop(editor, None)
+        if previous is not None and previous.id in self._jobs and not previous.status.terminal:
+            self._lots[previous.model].cancel(previous)
+
+    def _forget_editor(self, job: Job) -> None:
+        if job.editor is not None and self._editors.get(job.editor) is job:
+            del self._editors[job.editor]
 
     def _accept(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -237,13 +260,17 @@ class Pool:
         model: str | None = None,
         status: JobStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
     ) -> list[JobRecord]:
         """Recent records, newest first; live jobs show their text so far.
 
-        ``owner``: only that user's jobs (None: everyone's).
+        ``owner``: only that user's jobs (None: everyone's); ``kind``: ``generate`` or
+        ``completion`` only.
         """
         assert self._mailbox is not None
-        records = await self._mailbox.list(limit, model=model, status=status, owner=owner)
+        records = await self._mailbox.list(
+            limit, model=model, status=status, owner=owner, kind=kind
+        )
         live = [self._jobs[r.id].record() if r.id in self._jobs else r for r in records]
         return [r for r in live if status is None or r.status is status]
 
@@ -328,6 +355,7 @@ class Pool:
         assert self._mailbox is not None
         self._mailbox.put(job.record())
         if job.status.terminal:
+            self._forget_editor(job)
             self._finished.append(job.id)
             while len(self._finished) > self._keep_finished:
                 self._jobs.pop(self._finished.popleft(), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from ..completion import COMPLETION_MAX_TOKENS, COMPLETION_TEMPERATURE
 from ..config import ModelParams
 from ..errors import InvalidRequest, JobTooLarge
 from ..types import GenerationRequest
@@ -29,13 +30,17 @@ def job_limit(cache_units: int, max_units: int | None, workers: int) -> int:
 
 
 def with_defaults(request: GenerationRequest, defaults: ModelParams) -> GenerationRequest:
-    """The model's defaults for what the request leaves out (max_tokens, temperature)."""
+    """The model's defaults for what the request leaves out (max_tokens, temperature);
+    a completion's own, short and nearly greedy, whatever the model's."""
     params = request.params
     if params.max_tokens is not None and params.temperature is not None:
         return request
+    max_tokens, temperature = defaults.max_tokens, defaults.temperature
+    if request.completion is not None:
+        max_tokens, temperature = COMPLETION_MAX_TOKENS, COMPLETION_TEMPERATURE
     return request.with_params(
-        max_tokens=params.max_tokens or defaults.max_tokens,
-        temperature=defaults.temperature if params.temperature is None else params.temperature,
+        max_tokens=params.max_tokens or max_tokens,
+        temperature=temperature if params.temperature is None else params.temperature,
     )
 
 

@@ -2,21 +2,22 @@
 
 Policy, in the order ``drain`` applies it:
 
-1. Jobs are tried high priority first, then normal, then low. Priorities are strict: a low
-   job waits while any higher one can start (its deadline still bounds how long it waits).
+1. Jobs are tried high priority first, then normal, then low. A low job waits while any
+   higher one can start, up to the bound of rule 3.
    Within one priority the users take turns (fair queueing): the next job tried is the
    oldest of the user with the fewest jobs running, counted afresh after each start; ties
    go to the oldest job. With one user this is plain FIFO. A user at
    ``max_running_per_user`` is passed over: their jobs neither start nor block others.
 2. The first job that does not fit (its units or a batch seat are not free) becomes the
-   *head*. Jobs behind it that fit may start before it: skip-ahead keeps the cache busy with
-   small jobs while a large one waits for room.
+   *head*. Other jobs that fit may start before it: skip-ahead keeps the cache busy with
+   small jobs while a large one waits for room. Once there is a head, every other job that
+   starts passes it, a higher-priority one that arrived later too (high-priority inline
+   completions arriving one after another must not keep a long chat waiting for ever).
 3. Starvation bound: once ``skip_limit`` jobs have passed the head, nothing passes it any
-   more. Running jobs only finish (each is bounded by its ``max_tokens``), so the head gets
-   its room and starts after a bounded wait: the jobs running at that moment. With several
-   users, a job whose user runs fewer jobs than the head's is tried before the head and
-   passes it without counting; but the head's user runs ever fewer jobs while nothing
-   passes, and once they run none, only jobs older than the head come before it.
+   more, whatever its priority. Running jobs only finish (each is bounded by its
+   ``max_tokens``), so the head gets its room and starts after a bounded wait: the jobs
+   running at that moment. With several users every job that starts while there is a head
+   counts against it, whoever's turn it was, so the bound holds across users too.
 4. ``max_depth`` bounds the line; the pool refuses the next job (``QueueFull``) before it
    is pushed. Deadlines are the pool's: it removes expired jobs with ``remove``.
 
@@ -102,23 +103,28 @@ class JobQueue(Generic[J]):
         ``running`` counts a user's running jobs; ``start`` must count a job it starts there.
         """
         started: list[J] = []
+        if self._head is not None and self._head_skips >= self.skip_limit:
+            head = self._find(self._head)
+            if not start(head):
+                return started  # it was passed enough: nothing else starts before it
+            self._lines[head.priority].pop(head.id)
+            started.append(head)
+            self._head, self._head_skips = None, 0
         blocked: str | None = None
         for job in self._turns(running):
-            if blocked is not None and self._head_skips >= self.skip_limit:
+            if self._head is not None and self._head_skips >= self.skip_limit:
                 break
             if start(job):
                 self._lines[job.priority].pop(job.id)
                 started.append(job)
                 if job.id == self._head:
                     self._head, self._head_skips = None, 0
-                elif blocked is not None:
+                elif self._head is not None:
                     self._head_skips += 1
             elif blocked is None:
                 blocked = job.id
-                if blocked != self._head:  # a new head starts with a fresh count
+                if self._head is None:  # the head stays until it starts or leaves
                     self._head, self._head_skips = blocked, 0
-        if blocked is None:
-            self._head, self._head_skips = None, 0
         return started
 
     def _turns(self, running: Running) -> Iterator[J]:
@@ -152,3 +158,9 @@ class JobQueue(Generic[J]):
                 yield lines[n][i][1]
                 if i + 1 < len(lines[n]):
                     heapq.heappush(turns, (running(owners[n]), lines[n][i + 1][0], n, i + 1))
+
+    def _find(self, job_id: str) -> J:
+        for line in self._lines.values():
+            if job_id in line:
+                return line[job_id]
+        raise KeyError(job_id)

@@ -62,8 +62,15 @@ class JobsHandler(LLMHandler):
         except ValueError:
             choices = ", ".join(s.value for s in JobStatus)
             raise InvalidRequest(f"status must be one of {choices}", param="status") from None
+        kind = self.get_argument("kind", None)
+        if kind not in (None, "generate", "completion"):
+            raise InvalidRequest("kind must be one of generate, completion", param="kind")
         records = await self.pool.jobs(
-            limit, model=self.get_argument("model", None), status=wanted, owner=self.owner
+            limit,
+            model=self.get_argument("model", None),
+            status=wanted,
+            owner=self.owner,
+            kind=kind,
         )
         self.write_json({"jobs": [r.to_dict() for r in records]})
 

@@ -3,7 +3,8 @@
 Events (tokens, queue times, rejections) are counted by ``PrometheusObserver``, a pool
 observer: cheap updates on the loop, at the moment they happen. Levels (requests running
 and waiting, units used and total) are read from ``pool.stats()`` when ``/metrics`` is
-scraped, so they are never stale. Every metric is labelled by model.
+scraped, so they are never stale. Every metric is labelled by model; the events also by the
+job's ``kind`` (``generate``, or ``completion`` for an editor's inline completions).
 
 The metrics are registered once per process, when this module is imported: several servers
 in one process (tests) share them, and each adds its pool to the level collector.
@@ -31,68 +32,75 @@ _QUEUE = (0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TIME_TO_FIRST_TOKEN = Histogram(
     f"{_PREFIX}_time_to_first_token_seconds",
     "From a job's submission to its first token",
-    ["model"],
+    ["model", "kind"],
     buckets=_LATENCY,
 )
 INTER_TOKEN_LATENCY = Histogram(
     f"{_PREFIX}_inter_token_latency_seconds",
     "Between two tokens of one job",
-    ["model"],
+    ["model", "kind"],
     buckets=_GAPS,
 )
 QUEUE_TIME = Histogram(
     f"{_PREFIX}_queue_time_seconds",
     "From a job's submission to its start on a worker",
-    ["model"],
+    ["model", "kind"],
     buckets=_QUEUE,
 )
-GENERATED_TOKENS = Counter(f"{_PREFIX}_generated_tokens", "Tokens generated", ["model"])
+GENERATED_TOKENS = Counter(f"{_PREFIX}_generated_tokens", "Tokens generated", ["model", "kind"])
 REJECTIONS = Counter(
     f"{_PREFIX}_rejections",
     "Jobs refused at submission, by reason (QueueFull, JobTooLarge, ...)",
-    ["model", "reason"],
+    ["model", "reason", "kind"],
 )
-FINISHED = Counter(f"{_PREFIX}_jobs_finished", "Jobs that ended, by status", ["model", "status"])
+FINISHED = Counter(
+    f"{_PREFIX}_jobs_finished", "Jobs that ended, by status", ["model", "status", "kind"]
+)
 
 
 class _ModelMetrics:
-    """One model's labelled children, looked up once (``labels()`` costs a lock and a dict)."""
+    """One model's and kind's labelled children, looked up once (``labels()`` costs a lock
+    and a dict)."""
 
-    def __init__(self, model: str) -> None:
-        self.ttft = TIME_TO_FIRST_TOKEN.labels(model)
-        self.gaps = INTER_TOKEN_LATENCY.labels(model)
-        self.queue = QUEUE_TIME.labels(model)
-        self.tokens = GENERATED_TOKENS.labels(model)
+    def __init__(self, model: str, kind: str) -> None:
+        self.ttft = TIME_TO_FIRST_TOKEN.labels(model, kind)
+        self.gaps = INTER_TOKEN_LATENCY.labels(model, kind)
+        self.queue = QUEUE_TIME.labels(model, kind)
+        self.tokens = GENERATED_TOKENS.labels(model, kind)
 
 
 class PrometheusObserver(PoolObserver):
     def __init__(self) -> None:
-        self._models: dict[str, _ModelMetrics] = {}
+        self._models: dict[tuple[str, str], _ModelMetrics] = {}
 
-    def _of(self, model: str) -> _ModelMetrics:
-        metrics = self._models.get(model)
+    def _of(self, model: str, kind: str) -> _ModelMetrics:
+        metrics = self._models.get((model, kind))
         if metrics is None:
-            metrics = self._models[model] = _ModelMetrics(model)
+            metrics = self._models[model, kind] = _ModelMetrics(model, kind)
         return metrics
 
-    def job_rejected(self, model: str, reason: str) -> None:
-        REJECTIONS.labels(model, reason).inc()
+    def job_rejected(self, model: str, reason: str, *, kind: str = "generate") -> None:
+        REJECTIONS.labels(model, reason, kind).inc()
 
-    def job_started(self, model: str, queue_secs: float) -> None:
-        self._of(model).queue.observe(queue_secs)
+    def job_started(self, model: str, queue_secs: float, *, kind: str = "generate") -> None:
+        self._of(model, kind).queue.observe(queue_secs)
 
-    def first_token(self, model: str, ttft_secs: float) -> None:
-        self._of(model).ttft.observe(ttft_secs)
+    def first_token(self, model: str, ttft_secs: float, *, kind: str = "generate") -> None:
+        self._of(model, kind).ttft.observe(ttft_secs)
 
-    def tokens(self, model: str, count: int, gap_secs: float | None) -> None:
-        metrics = self._of(model)
+    def tokens(
+        self, model: str, count: int, gap_secs: float | None, *, kind: str = "generate"
+    ) -> None:
+        metrics = self._of(model, kind)
         metrics.tokens.inc(count)
         if gap_secs is not None:
             for _ in range(count):  # tokens that came together share the gap
                 metrics.gaps.observe(gap_secs / count)
 
-    def job_finished(self, model: str, status: JobStatus, completion_tokens: int) -> None:
-        FINISHED.labels(model, status.value).inc()
+    def job_finished(
+        self, model: str, status: JobStatus, completion_tokens: int, *, kind: str = "generate"
+    ) -> None:
+        FINISHED.labels(model, status.value, kind).inc()
 
 
 class _PoolLevels(Collector):

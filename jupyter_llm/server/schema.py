@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ..errors import InvalidRequest, UnsupportedParameter
 from ..structured import ResponseFormat, Tool, ToolCall, ToolChoice, canonical_json
-from ..types import GenerationRequest, Message, Priority, SamplingParams
+from ..types import CompletionInput, GenerationRequest, Message, Priority, SamplingParams
 from ..validate import SAMPLING, Range, check_range, is_number
 
 __all__ = ["CompletionCall", "parse_chat", "parse_completion", "parse_job"]
@@ -22,9 +22,13 @@ __all__ = ["CompletionCall", "parse_chat", "parse_completion", "parse_job"]
 MAX_CHOICES = 32  # n: each choice is a job with its own units
 
 _SAMPLING = frozenset(SamplingParams.__dataclass_fields__)
+_COMPLETION_KEYS = frozenset(CompletionInput.__dataclass_fields__)
 _JOB_KEYS = (
-    frozenset({"model", "prompt", "messages", "params", "priority", "response_format"}) | _SAMPLING
+    frozenset({"model", "prompt", "messages", "params", "priority", "kind", "response_format"})
+    | _SAMPLING
+    | _COMPLETION_KEYS
 )
+_KINDS = ("generate", "completion")
 
 # OpenAI names, mapped to SamplingParams fields where they differ.
 _OPENAI_SAMPLING = frozenset(
@@ -86,9 +90,21 @@ class CompletionCall:
 
 def parse_job(body: Mapping[str, Any]) -> GenerationRequest:
     """``{model, prompt or messages, params: {...}, priority, response_format}``; sampling keys
-    may also sit at the top level (``{"model": "m", "prompt": "hi", "max_tokens": 8}``)."""
+    may also sit at the top level (``{"model": "m", "prompt": "hi", "max_tokens": 8}``).
+
+    ``kind: "completion"`` is an editor's inline completion: ``prefix`` (required),
+    ``suffix``, ``language``, ``context``, ``editor`` and ``stop_at`` instead of a prompt,
+    and high priority unless it says otherwise.
+    """
     body = _present(body)
     _reject_unknown(body, _JOB_KEYS)
+    kind = body.get("kind", "generate")
+    if kind not in _KINDS:
+        raise InvalidRequest(f"kind: expected one of {', '.join(_KINDS)}, got {kind!r}", "kind")
+    completion = _completion(body) if kind == "completion" else None
+    if completion is None:
+        for key in sorted(_COMPLETION_KEYS & body.keys()):
+            raise InvalidRequest(f"{key}: only with kind completion", key)
     params = body.get("params", {})
     if not isinstance(params, dict):
         raise InvalidRequest("params: expected an object of sampling parameters", "params")
@@ -103,9 +119,23 @@ def parse_job(body: Mapping[str, Any]) -> GenerationRequest:
         prompt=body.get("prompt"),
         messages=None if messages is None else _messages(messages),
         params=SamplingParams.from_dict(params),
-        priority=Priority.parse(body.get("priority", "normal")),
+        priority=Priority.parse(body.get("priority", "normal" if completion is None else "high")),
         response_format=_response_format(body.get("response_format")),
+        completion=completion,
     )
+
+
+def _completion(body: Mapping[str, Any]) -> CompletionInput:
+    for key in ("prompt", "messages"):
+        if key in body:
+            raise InvalidRequest(f"{key}: a completion sends prefix and suffix instead", key)
+    if not isinstance(body.get("prefix"), str):
+        raise InvalidRequest("prefix: required, the text before the cursor", "prefix")
+    context = body.get("context", [])
+    if not isinstance(context, list):
+        raise InvalidRequest("context: expected a list of strings (earlier cells)", "context")
+    values = {key: body[key] for key in _COMPLETION_KEYS & body.keys()}
+    return CompletionInput(**{**values, "context": tuple(context)})
 
 
 # -- OpenAI ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /**
  * jupyter_llm in JupyterLab: the pool in the status bar, a Chat and Jobs panel in the right
- * sidebar that talks to the REST API directly (no kernel), and palette commands.
+ * sidebar that talks to the REST API directly (no kernel), palette commands, and inline
+ * completions in the editors.
  */
 
 import {
@@ -9,6 +10,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICompletionProviderManager } from '@jupyterlab/completer';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -16,6 +18,11 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { ChatPanel } from './chat';
+import {
+  COMPLETION_DEFAULTS,
+  ICompletionSettings,
+  PoolCompletionProvider
+} from './completer';
 import { ChatModel } from './conversation';
 import { JobsPanel } from './jobs';
 import { IJobRecord, PoolModel } from './model';
@@ -35,7 +42,7 @@ export namespace CommandIDs {
   export const cancelAll = 'jupyter-llm:cancel-all';
 }
 
-interface ISettings {
+interface ISettings extends ICompletionSettings {
   defaultModel: string;
   enterToSend: boolean;
   maxTokens: number;
@@ -46,7 +53,8 @@ const DEFAULTS: ISettings = {
   defaultModel: '',
   enterToSend: true,
   maxTokens: 512,
-  temperature: null
+  temperature: null,
+  ...COMPLETION_DEFAULTS
 };
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -60,7 +68,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     IStatusBar,
     INotebookTracker,
     ICommandPalette,
-    ILayoutRestorer
+    ILayoutRestorer,
+    ICompletionProviderManager
   ],
   activate: async (
     app: JupyterFrontEnd,
@@ -70,7 +79,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null,
     notebooks: INotebookTracker | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    completions: ICompletionProviderManager | null
   ) => {
     const settings: ISettings = { ...DEFAULTS };
     if (registry) {
@@ -82,6 +92,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const pool = new PoolModel();
     const chat = new ChatModel(state, () => settings);
+    completions?.registerInlineProvider(new PoolCompletionProvider(pool, () => settings));
 
     const insertCell = (code: string): boolean => {
       const notebook = notebooks?.currentWidget?.content;

@@ -56,7 +56,10 @@ export class JobsPanel extends Widget {
 
   private async _fetch(): Promise<void> {
     try {
-      const { jobs } = await requestAPI<{ jobs: IJobRecord[] }>(`jobs?limit=${LIMIT}`);
+      // Inline completions come with every pause in typing: they would crowd out the rest.
+      const { jobs } = await requestAPI<{ jobs: IJobRecord[] }>(
+        `jobs?limit=${LIMIT}&kind=generate`
+      );
       this._error.hidden = true;
       this._render(jobs);
       const open = jobs.find(job => job.id === this._openId);

@@ -12,6 +12,7 @@ import stat
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,18 @@ async def test_list_keeps_one_owners_records(mailbox: Mailbox, flush_midway: boo
     assert await mailbox.list(owner="eve") == []
     assert ids(await mailbox.list()) == ["bob-2", "ada-2", "nobody", "bob-1", "ada-1"]
     assert (await mailbox.get("ada-2")).user == "ada"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("flush_midway", [False, True])
+async def test_list_filters_by_kind(mailbox: Mailbox, flush_midway: bool) -> None:
+    mailbox.put(replace(record("chat", T0), kind="generate"))
+    mailbox.put(replace(record("ghost", T0 + 1), kind="completion"))
+    if flush_midway:
+        await mailbox.flush()
+    mailbox.put(replace(record("ghost-2", T0 + 2, JobStatus.RUNNING), kind="completion"))
+    assert ids(await mailbox.list(kind="completion")) == ["ghost-2", "ghost"]
+    assert ids(await mailbox.list(kind="generate")) == ["chat"]
+    assert ids(await mailbox.list(kind="completion", status=JobStatus.COMPLETED)) == ["ghost"]
 
 
 async def test_unfinished_are_queued_and_running_oldest_first_with_requests(

@@ -14,21 +14,21 @@ class Recorder(PoolObserver):
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def job_rejected(self, model, reason):
+    def job_rejected(self, model, reason, kind):
         self.calls.append(("rejected", model, reason))
 
-    def job_started(self, model, queue_secs):
+    def job_started(self, model, queue_secs, kind):
         assert queue_secs >= 0
         self.calls.append(("started", model))
 
-    def first_token(self, model, ttft_secs):
+    def first_token(self, model, ttft_secs, kind):
         assert ttft_secs > 0
         self.calls.append(("first", model))
 
-    def tokens(self, model, count, gap_secs):
+    def tokens(self, model, count, gap_secs, kind):
         self.calls.append(("tokens", count, gap_secs is None))
 
-    def job_finished(self, model, status, completion_tokens):
+    def job_finished(self, model, status, completion_tokens, kind):
         self.calls.append(("finished", status, completion_tokens))
 
 

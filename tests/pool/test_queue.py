@@ -159,3 +159,25 @@ def test_waiting_counts_a_users_jobs():
     queue: JobQueue[Item] = JobQueue()
     fill(queue, Item("a0", user="a"), Item("b0", user="b"), Item("a1", Priority.LOW, user="a"))
     assert (queue.waiting("a"), queue.waiting("b"), queue.waiting(None)) == (2, 1, 0)
+
+
+def test_high_priority_jobs_arriving_later_pass_a_waiting_head_only_up_to_the_bound():
+    queue: JobQueue[Item] = JobQueue(skip_limit=2)
+    fill(queue, Item("chat", size=10))
+    assert queue.drain(starter([5])) == []  # the chat waits for room: it is the head
+    for i in range(4):  # inline completions keep coming, each fits
+        queue.push(Item(f"c{i}", Priority.HIGH))
+        started = queue.drain(starter([5]))
+        assert [j.id for j in started] == ([f"c{i}"] if i < 2 else [])
+    assert queue.head_skips == 2
+    # the chat starts first when room comes, then the completions that waited
+    assert [j.id for j in queue.drain(starter([12]))] == ["chat", "c2", "c3"]
+
+
+def test_the_head_keeps_its_count_when_a_higher_job_cannot_start_either():
+    queue: JobQueue[Item] = JobQueue(skip_limit=3)
+    fill(queue, Item("big", size=10), Item("a"))
+    assert [j.id for j in queue.drain(starter([1]))] == ["a"]
+    queue.push(Item("urgent", Priority.HIGH, size=10))
+    queue.drain(starter([1]))
+    assert queue.head_skips == 1  # "big" is still the head, passed once

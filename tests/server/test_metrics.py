@@ -59,6 +59,7 @@ async def test_events_are_counted_per_model(llm: LLMServer) -> None:
     after = await scrape(llm)
 
     def delta(name: str, **labels: str) -> float:
+        labels.setdefault("kind", "generate")
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert delta("jupyter_llm_generated_tokens_total", model=MODEL) == 3

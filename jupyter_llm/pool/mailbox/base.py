@@ -37,6 +37,7 @@ class Mailbox(abc.ABC):
         model: str | None = None,
         status: JobStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
     ) -> builtins.list[JobRecord]:
         """Newest first by ``timings.created_at`` (ties: the later put first), filtered;
         ``owner`` keeps only that user's records (None: everyone's)."""
@@ -77,10 +78,15 @@ def is_expired(record: JobRecord, before: float) -> bool:
 
 
 def matches(
-    record: JobRecord, model: str | None, status: JobStatus | None, owner: str | None = None
+    record: JobRecord,
+    model: str | None,
+    status: JobStatus | None,
+    owner: str | None = None,
+    kind: str | None = None,
 ) -> bool:
     return (
         (model is None or record.model == model)
         and (status is None or record.status == status)
         and (owner is None or record.user == owner)
+        and (kind is None or record.kind == kind)
     )

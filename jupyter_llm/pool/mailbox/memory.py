@@ -48,8 +48,9 @@ class MemoryMailbox(Mailbox):
         model: str | None = None,
         status: JobStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
     ) -> builtins.list[JobRecord]:
-        found = (s for s in self._records.values() if matches(s.record, model, status, owner))
+        found = (s for s in self._records.values() if matches(s.record, model, status, owner, kind))
         return [s.record for s in heapq.nlargest(max(limit, 0), found, key=lambda s: s.order)]
 
     async def unfinished(self) -> builtins.list[tuple[JobRecord, GenerationRequest | None]]:

@@ -59,6 +59,7 @@ _EXPIRED = f"(status NOT IN {_UNFINISHED} AND COALESCE(finished_at, created_at) 
 _LIST = f"""
 SELECT id, seq, record FROM jobs
 WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR status = ?2) AND (?5 IS NULL OR user = ?5)
+    AND (?6 IS NULL OR coalesce(json_extract(record, '$.kind'), 'generate') = ?6)
     AND NOT (?3 IS NOT NULL AND {_EXPIRED.replace("?", "?3")})
 ORDER BY created_at DESC, seq DESC LIMIT ?4
 """
@@ -254,6 +255,7 @@ class SqliteMailbox(Mailbox):
         model: str | None = None,
         status: JobStatus | None = None,
         owner: str | None = None,
+        kind: str | None = None,
     ) -> builtins.list[JobRecord]:
         if limit <= 0:
             return []
@@ -261,12 +263,12 @@ class SqliteMailbox(Mailbox):
             hot, floor = dict(self._hot), self._floor
         # Hot entries replace up to len(hot) of these rows: fetch that many more.
         wanted = None if status is None else status.value
-        args = (model, wanted, floor, limit + len(hot), owner)
+        args = (model, wanted, floor, limit + len(hot), owner, kind)
         rows = await self._read(lambda c: c.execute(_LIST, args).fetchall())
         found = [
             (e.seq, e.record)
             for e in hot.values()
-            if e.record is not None and matches(e.record, model, status, owner)
+            if e.record is not None and matches(e.record, model, status, owner, kind)
         ]
         found += [(seq, _load_record(text)) for job_id, seq, text in rows if job_id not in hot]
         found.sort(key=lambda f: (f[1].timings.created_at, f[0]), reverse=True)
