@@ -44,7 +44,8 @@ def test_every_fault_is_printed_not_only_the_first(tmp_path, capsys):
     assert code == 1
     assert lines == [
         f"fault: {path}: parking_lot.limits.max_unit: unknown key 'max_unit'; expected one of: "
-        "max_units, max_queue_depth, timeout_secs; did you mean 'max_units'?",
+        "max_units, max_queue_depth, timeout_secs, max_running_per_user, max_queued_per_user; "
+        "did you mean 'max_units'?",
         f"fault: {path}: parking_lot.limits.timeout_secs: expected a number above 0, got -1",
         f"fault: {path}: models[0].params.block_size: expected an integer of at least 1, got 0",
         f"fault: {path}: models[1].revision: revision applies to files from the Hugging Face "

@@ -251,7 +251,11 @@ class ChatWidget(anywidget.AnyWidget):
                     )
                     break
                 except InvalidRequest as exc:
-                    if exc.param != "max_tokens" or dropped >= turns - 1:
+                    # Too long: the prompt alone (param messages) or with its answer's room.
+                    overflow = exc.param == "max_tokens" or (
+                        exc.param == "messages" and "exceeds the context" in str(exc)
+                    )
+                    if not overflow or dropped >= turns - 1:
                         raise
                     dropped += 1
         except LLMError as exc:
