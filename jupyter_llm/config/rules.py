@@ -133,6 +133,7 @@ PARAMS: Mapping[str, Rule] = {
         lambda v: tuple(v) if isinstance(v, list) else v,
     ),
     "dtype": _choice("auto", "float32", "bfloat16", "float16"),
+    "quantization": _choice("auto", "none", "int8", "int4"),
     "kvcache_mem_gpu": _integer(1),
     "kvcache_mem_cpu": _integer(1),
     "max_num_seqs": _integer(1),

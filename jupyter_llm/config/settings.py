@@ -77,6 +77,8 @@ class ModelSource:
 class ModelParams:
     device: str | tuple[str, ...] = "auto"
     dtype: str = "auto"
+    # Matmul weights held as int8 or int4 (CPU); auto: a GGUF's own quantized type, else none.
+    quantization: str = "auto"
     kvcache_mem_gpu: int = 8192  # MB
     kvcache_mem_cpu: int = 2048  # MB
     max_num_seqs: int = 256

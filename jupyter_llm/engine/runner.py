@@ -32,10 +32,12 @@ from .llama import Llama, unsupported
 from .prefix import PrefixCache
 from .progress import Progress, silent
 from .prompt import encode, load_tokenizer
+from .quant import matmul_label
+from .quant import resolve as resolve_quantization
 from .sampling import Draw, RowSampler, sample
 from .scheduler import Plan, Scheduler
 from .sequence import Sequence
-from .sources import resolve_model_dir
+from .sources import gguf_file, gguf_weight_types, resolve_model_dir
 
 __all__ = ["GENERIC_ENV", "TransformersEngine", "kv_bytes_per_token"]
 
@@ -70,6 +72,15 @@ class TransformersEngine:
         model_dir = resolve_model_dir(config, progress)
         progress("loading weights", str(model_dir))
         dtype = resolve_dtype(params.dtype, self.device)
+        source = config.source
+        gguf_types = (
+            gguf_weight_types(gguf_file(source))
+            if source is not None and source.kind == "gguf"
+            else None
+        )
+        quantization = resolve_quantization(params.quantization, gguf_types, self.device)
+        if quantization != "none" and params.dtype == "auto":
+            dtype = torch.float32  # FBGEMM's int8 takes and gives float32: no casts per matmul
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         model = model.to(self.device).eval()
@@ -83,13 +94,23 @@ class TransformersEngine:
         budget = memory * 1024 * 1024 // kv_bytes_per_token(model.config, dtype)
         slots = params.max_num_seqs
         why_generic = _why_generic(model.config)
+        if why_generic is not None and quantization != "none":
+            if params.quantization != "auto":
+                raise ValueError(
+                    f"quantization {params.quantization!r} needs the Llama fast path, and "
+                    f"model {config.name} takes transformers' forward: {why_generic}"
+                )
+            log.info("model %s keeps float weights: %s", config.name, why_generic)
+            quantization = "none"
+        #: How matmuls run when the weights are quantized (None: float).
+        self.matmul = matmul_label(quantization)
         self.path: GenericPath | LlamaPath
         if why_generic is None:
             fixed = params.max_model_len is not None
             slots, self.max_model_len = layout(
                 budget, slots, self.max_model_len, fixed, params.block_size
             )
-            llama = Llama(model, self.max_model_len)
+            llama = Llama(model, self.max_model_len, quantization)
             self.path = LlamaPath(llama, slots, self.max_model_len, self.pad_id)
             budget = slots * self.max_model_len  # what the cache holds
             del model  # its weights live on in ``llama`` (fused, or shared)
@@ -110,10 +131,11 @@ class TransformersEngine:
         kept = self._info.units * params.block_size // 4 if params.prefix_caching else 0
         self.prefix = PrefixCache(kept)
         log.info(
-            "model %s loaded on %s (%s, %s), %d units",
+            "model %s loaded on %s (%s, %s, %s), %d units",
             config.name,
             self.device,
             dtype,
+            self.matmul or "float weights",
             type(self.path).__name__,
             self._info.units,
         )
