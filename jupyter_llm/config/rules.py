@@ -190,6 +190,10 @@ PARAMS: Mapping[str, Rule] = {
         "it, a Llama-family model gives each of max_num_seqs sequences an equal share of the "
         "KV cache, but at least 2,048 tokens."
     ),
+    "quantization": _choice("auto", "none", "int8", "int4").described(
+        "How the Llama fast path holds its matmul weights on a CPU: none (float), int8, int4, "
+        "or auto (a GGUF file's quantized weights as int8, others float)."
+    ),
     # A model's defaults for requests: the ranges a request's own values must be in.
     "temperature": _range(SAMPLING["temperature"]).described(
         "The sampling temperature of requests that do not give one."

@@ -81,6 +81,8 @@ class ModelSource:
 class ModelParams:
     device: str | tuple[str, ...] = "auto"
     dtype: str = "auto"
+    # Matmul weights held as int8 or int4 (CPU); auto: a GGUF's own quantized type, else none.
+    quantization: str = "none"
     kvcache_mem_gpu: int = 8192  # MB
     kvcache_mem_cpu: int = 2048  # MB
     max_num_seqs: int = 256

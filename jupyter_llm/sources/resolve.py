@@ -38,6 +38,7 @@ __all__ = [
     "converted",
     "converted_dir",
     "gguf_file",
+    "gguf_weight_types",
     "resolve_model_dir",
 ]
 
@@ -85,6 +86,18 @@ def gguf_file(source: ModelSource | str, on_progress: ProgressCallback | None = 
     if not path.is_file():
         raise SourceError(f"gguf source {value!r}: no such file {path}")
     return path
+
+
+def gguf_weight_types(gguf: Path) -> frozenset[str]:
+    """The GGUF types (``Q4_1``, ``Q8_0``, ``F16``...) of ``gguf``'s matrices.
+
+    The conversion keeps only dequantized tensors; ``quantization: auto`` reads what the
+    file held from its tensor table (a memory map: no weights are read).
+    """
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf))
+    return frozenset(t.tensor_type.name for t in reader.tensors if len(t.shape) > 1)
 
 
 def resolve_model_dir(model: ModelConfig, progress: Progress = silent) -> Path:

@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM
 from transformers.utils import logging as transformers_logging
 
 from ...config import ModelConfig
-from ...sources.resolve import resolve_model_dir
+from ...sources.resolve import gguf_file, gguf_weight_types, resolve_model_dir
 from ..base import EngineInfo, EngineRequest, StepOutput
 from ..detok import Detokenizer
 from ..loading import Progress, silent
@@ -36,6 +36,8 @@ from .hf_path import GenericPath
 from .llama import Llama, unsupported
 from .llama_path import LlamaPath, layout
 from .prefix import PrefixCache
+from .quant import matmul_label
+from .quant import resolve as resolve_quantization
 from .sampling import Draw, RowSampler, sample
 
 __all__ = ["GENERIC_ENV", "TransformersEngine", "kv_bytes_per_token"]
@@ -74,6 +76,16 @@ class TransformersEngine:
         if precision.note is not None and worker_index == 0:
             log.warning("model %s: %s", config.name, precision.note)
         dtype = precision.dtype
+        source = config.source
+        gguf_types = (
+            gguf_weight_types(gguf_file(source))
+            if source is not None and source.kind == "gguf"
+            else None
+        )
+        quantization = resolve_quantization(params.quantization, gguf_types, self.device)
+        if quantization != "none" and params.dtype == "auto":
+            dtype = torch.float32  # FBGEMM's int8 takes and gives float32: no casts per matmul
+            precision = Precision(dtype, packed=precision.packed and dtype == torch.float32)
         self.tokenizer = load_tokenizer(str(model_dir))
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         model = model.to(self.device).eval()
@@ -91,13 +103,25 @@ class TransformersEngine:
         budget = memory * 1024 * 1024 // kv_bytes_per_token(model.config, dtype)
         slots = params.max_num_seqs
         why_generic = _why_generic(model.config)
+        if why_generic is not None and quantization != "none":
+            if params.quantization != "auto":
+                raise ValueError(
+                    f"quantization {params.quantization!r} needs the Llama fast path, and "
+                    f"model {config.name} takes transformers' forward: {why_generic}"
+                )
+            log.info("model %s keeps float weights: %s", config.name, why_generic)
+            quantization = "none"
+        #: How matmuls run when the weights are quantized (None: float).
+        self.matmul = matmul_label(quantization)
         self.path: GenericPath | LlamaPath
         if why_generic is None:
             fixed = params.max_model_len is not None
             slots, self.max_model_len = layout(
                 budget, slots, self.max_model_len, fixed, params.block_size
             )
-            llama = Llama(model, self.max_model_len, packed=precision.packed)
+            llama = Llama(
+                model, self.max_model_len, packed=precision.packed, quantization=quantization
+            )
             self.path = LlamaPath(llama, slots, self.max_model_len, self.pad_id)
             budget = slots * self.max_model_len  # what the cache holds
             del model  # its weights live on in ``llama`` (fused, or shared)
@@ -115,7 +139,7 @@ class TransformersEngine:
             device=str(self.device),
             tokenizer=str(model_dir),
             dtype=precision.dtype_name,
-            matmul=precision.matmul,
+            matmul=precision.matmul if self.matmul is None else self.matmul,
             tool_parser=tool_parser(self.tokenizer, config.tool_parser),
         )
         self.scheduler = Scheduler(slots, _PREFILL_TOKENS)
@@ -123,10 +147,12 @@ class TransformersEngine:
         kept = self._info.units * params.block_size // 4 if params.prefix_caching else 0
         self.prefix = PrefixCache(kept)
         log.info(
-            "model %s loaded on %s (%s, %s), %d units",
+            "model %s loaded on %s (%s, %s, %s), %d units",
             config.name,
             self.device,
-            precision.describe(),
+            precision.describe()
+            if self.matmul is None
+            else f"{precision.dtype_name}, {self.matmul}",
             type(self.path).__name__,
             self._info.units,
         )

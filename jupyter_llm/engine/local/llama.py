@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import quant
 from .device import onednn_packs
 from .kvcache import SlotCache
 
@@ -44,26 +45,37 @@ def unsupported(config: Any) -> str | None:
     return None
 
 
+#: A matmul weight: float (maybe in oneDNN's packed layout) or quantized (``quant.py``).
+Weight = torch.Tensor | quant.QuantLinear
+
+
 @dataclass(frozen=True, slots=True)
 class _Layer:
     input_norm: torch.Tensor
-    qkv: torch.Tensor  # [q_heads + 2 * kv_heads) * head_dim, hidden]
+    qkv: Weight  # [q_heads + 2 * kv_heads) * head_dim, hidden]
     qkv_bias: torch.Tensor | None
-    out: torch.Tensor
+    out: Weight
     out_bias: torch.Tensor | None
     post_norm: torch.Tensor
-    gate_up: torch.Tensor  # [2 * intermediate, hidden]
+    gate_up: Weight  # [2 * intermediate, hidden]
     gate_up_bias: torch.Tensor | None
-    down: torch.Tensor
+    down: Weight
     down_bias: torch.Tensor | None
 
 
 class Llama(torch.nn.Module):
     """A loaded ``LlamaForCausalLM``'s function, over a ``SlotCache``."""
 
-    def __init__(self, model: Any, max_positions: int, packed: bool | None = None) -> None:
-        """``packed``: keep matmul weights in oneDNN's layout (None: where oneDNN packs the
-        model's dtype, ``device.resolve_precision``'s rule)."""
+    def __init__(
+        self,
+        model: Any,
+        max_positions: int,
+        packed: bool | None = None,
+        quantization: str = "none",
+    ) -> None:
+        """``packed``: keep float matmul weights in oneDNN's layout (None: where oneDNN packs
+        the model's dtype, ``device.resolve_precision``'s rule); ``quantization``: ``none``,
+        or the form (``quant.py``) matmul weights are held in."""
         super().__init__()
         reason = unsupported(model.config)
         if reason is not None:
@@ -78,10 +90,14 @@ class Llama(torch.nn.Module):
         inner = model.model
         self.embed: torch.Tensor = inner.embed_tokens.weight.detach()
         self.norm: torch.Tensor = inner.norm.weight.detach()
-        self.lm_head: torch.Tensor = model.lm_head.weight.detach()
+        self.lm_head: Weight = model.lm_head.weight.detach()
         pack = _packs(self.embed) if packed is None else packed
-        self.layers = [_fused(layer, pack) for layer in inner.layers]
-        self.lm_head = _pack(self.lm_head) if pack else self.lm_head
+        self.quantization = quantization
+        self.layers = [_fused(layer, pack, quantization) for layer in inner.layers]
+        if quantization != "none":
+            self.lm_head = quant.quantize(model.lm_head.weight, quantization)
+        elif pack:
+            self.lm_head = _pack(model.lm_head.weight.detach())
         self.cos, self.sin = _rope_table(inner.rotary_emb, max_positions, self.embed.dtype)
 
     @property
@@ -187,18 +203,22 @@ def _pack(weight: torch.Tensor) -> torch.Tensor:
     return packed
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _linear(x: torch.Tensor, weight: Weight, bias: torch.Tensor | None) -> torch.Tensor:
+    if isinstance(weight, quant.QuantLinear):
+        return quant.linear(x, weight, bias)
     if weight.is_mkldnn:
         out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
         return out
     return F.linear(x, weight, bias)
 
 
-def _fused(layer: Any, pack: bool) -> _Layer:
+def _fused(layer: Any, pack: bool, quantization: str = "none") -> _Layer:
     attn, mlp = layer.self_attn, layer.mlp
 
-    def weight(*linears: Any) -> torch.Tensor:
+    def weight(*linears: Any) -> Weight:
         w = torch.cat([linear.weight.detach() for linear in linears])
+        if quantization != "none":
+            return quant.quantize(w, quantization)
         return _pack(w) if pack else w
 
     def bias(*linears: Any) -> torch.Tensor | None:
