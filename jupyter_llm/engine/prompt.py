@@ -90,13 +90,11 @@ def tool_parser(tokenizer: Any, override: str | None) -> str:
 
 
 def _template_message(message: Message) -> dict[str, Any]:
-    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    """The message as OpenAI writes it, but with tool-call arguments as the chat template
+    reads them (``ToolCall.to_template``)."""
+    data = message.to_dict()
     if message.tool_calls:
         data["tool_calls"] = [call.to_template() for call in message.tool_calls]
-    if message.tool_call_id is not None:
-        data["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        data["name"] = message.name
     return data
 
 
